@@ -1,0 +1,736 @@
+//! One request through the gateway: the stages in order, then the upstream,
+//! then the response hardening. Every refusal goes through [`Handler::refuse`],
+//! which makes the response, the event, the metric and the ban score.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use rampart_core::event::rfc3339;
+use rampart_core::{Event, Outcome};
+
+use crate::access_log::Entry;
+use crate::body::{collect, BodyError, ProxyBody, ResponseBody};
+use crate::reject::{Offense, Reason};
+use crate::runtime::{Route, Runtime};
+use crate::stage::{csrf, ip_policy, rate_limit::Subject};
+use crate::Shared;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
+/// never forwarded in either direction.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// What the handler knows about the connection a request came on.
+pub struct ConnInfo {
+    /// The TCP peer (a load balancer, when one is in front).
+    pub peer: IpAddr,
+    /// The client, after the PROXY protocol header if any.
+    pub client: IpAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// The per-connection request handler.
+pub struct Handler {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: ConnInfo,
+}
+
+/// The parts of a request head that outlive forwarding it (cheap clones:
+/// `Uri` and `HeaderValue` share their bytes).
+struct Summary {
+    method: http::Method,
+    uri: Uri,
+    user_agent: Option<HeaderValue>,
+}
+
+impl Summary {
+    fn of(parts: &Parts) -> Self {
+        Summary {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        }
+    }
+
+    fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_ref().and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the access log and events need about a request once it is done.
+struct Outcome2<'a> {
+    route: &'a str,
+    upstream: &'a str,
+    reason: &'a str,
+}
+
+impl Handler {
+    /// Serves one request. Never fails: every error becomes a response.
+    pub async fn serve(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let start = Instant::now();
+        let rt = self.shared.runtime.load_full();
+        let (mut parts, body) = req.into_parts();
+        let trusted_peer = rt.ip_policy.is_trusted(self.conn.peer);
+        let client = if trusted_peer {
+            ip_policy::client_ip(
+                self.conn.client,
+                parts.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+                &rt.ip_policy,
+            )
+        } else {
+            self.conn.client
+        };
+        let request_id = request_id(&parts.headers, trusted_peer);
+        let host = host_of(&parts).to_string();
+        let summary = Summary::of(&parts);
+
+        if rt.config.listen.redirect_https && !self.conn.tls {
+            let resp = redirect_to_https(&parts, &host, rt.https_port);
+            self.finish(
+                &rt,
+                &summary,
+                client,
+                &host,
+                &request_id,
+                resp.status().as_u16(),
+                start,
+                Outcome2 {
+                    route: "-",
+                    upstream: "-",
+                    reason: "",
+                },
+            );
+            return Ok(resp);
+        }
+        let decision = self.admit(&rt, &parts, client, &host).await;
+        let route = match decision {
+            Ok(route) => route,
+            Err((reason, route_name, extra)) => {
+                return Ok(self
+                    .refuse(
+                        &rt,
+                        &summary,
+                        client,
+                        &host,
+                        &request_id,
+                        reason,
+                        route_name,
+                        extra,
+                        start,
+                    )
+                    .await);
+            }
+        };
+
+        // Body: refuse oversized announced bodies before anything is sent;
+        // buffer bodies of unannounced size so that an oversized one never
+        // starts to reach the upstream.
+        let stall = rt.limits.body_read_timeout.get();
+        let announced = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let body = if let Some(n) = announced {
+            if n > route.max_body {
+                return Ok(self
+                    .refuse(
+                        &rt,
+                        &summary,
+                        client,
+                        &host,
+                        &request_id,
+                        Reason::BodyTooLarge,
+                        &route.name,
+                        None,
+                        start,
+                    )
+                    .await);
+            }
+            if n == 0 {
+                ProxyBody::Empty
+            } else {
+                ProxyBody::stream(body, route.max_body, stall)
+            }
+        } else if http_body::Body::is_end_stream(&body) {
+            ProxyBody::Empty
+        } else {
+            match collect(body, route.max_body, stall).await {
+                Ok(bytes) => ProxyBody::Full(Some(bytes)),
+                Err(e) => {
+                    let reason = body_reason(&e);
+                    return Ok(self
+                        .refuse(
+                            &rt,
+                            &summary,
+                            client,
+                            &host,
+                            &request_id,
+                            reason,
+                            &route.name,
+                            None,
+                            start,
+                        )
+                        .await);
+                }
+            }
+        };
+
+        self.prepare_upstream_request(&mut parts, client, trusted_peer, &host, &request_id);
+        match self.forward(route, parts, body).await {
+            Ok((mut resp, backend)) => {
+                strip_hop_by_hop(resp.headers_mut());
+                route.headers.apply(resp.headers_mut(), self.conn.tls);
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
+                }
+                let status = resp.status().as_u16();
+                if (400..500).contains(&status) {
+                    let points = rt.bans.config.client_error_score;
+                    self.score(&rt, client, points, "client error from upstream")
+                        .await;
+                }
+                self.finish(
+                    &rt,
+                    &summary,
+                    client,
+                    &host,
+                    &request_id,
+                    status,
+                    start,
+                    Outcome2 {
+                        route: &route.name,
+                        upstream: &backend,
+                        reason: "",
+                    },
+                );
+                Ok(resp.map(ResponseBody::Upstream))
+            }
+            Err(reason) => Ok(self
+                .refuse(
+                    &rt,
+                    &summary,
+                    client,
+                    &host,
+                    &request_id,
+                    reason,
+                    &route.name,
+                    None,
+                    start,
+                )
+                .await),
+        }
+    }
+
+    /// The stages before the upstream, in order. On refusal: the reason,
+    /// the route name if known, and extra headers for the response.
+    async fn admit<'r>(
+        &self,
+        rt: &'r Runtime,
+        parts: &Parts,
+        client: IpAddr,
+        host: &str,
+    ) -> Result<&'r Route, (Reason, &'r str, Option<HeaderMap>)> {
+        if let Some(ban) = self.shared.bans.banned(client) {
+            let secs = ban
+                .until_ms
+                .saturating_sub(crate::stage::bans::now_ms())
+                .div_ceil(1000);
+            let mut h = HeaderMap::new();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Err((Reason::Banned, "-", Some(h)));
+        }
+        if client != self.conn.client {
+            if let Some(r) = rt.ip_policy.check(client) {
+                return Err((r, "-", None));
+            }
+        }
+        if let Some(r) = rt.request_limits.check(parts) {
+            return Err((r, "-", None));
+        }
+        let path = parts.uri.path();
+        if let Some(r) = rt.probes.check(
+            path,
+            parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
+        ) {
+            return Err((r, "-", None));
+        }
+        let Some(route) = rt.route(host, path) else {
+            return Err((Reason::NoRoute, "-", None));
+        };
+        for limit in &route.limits {
+            let subject = match &limit.key {
+                rampart_core::config::RateKey::Ip => Subject::Ip(client),
+                rampart_core::config::RateKey::Route => Subject::Route(route.name.clone()),
+                rampart_core::config::RateKey::Header(h) => {
+                    match parts.headers.get(h.as_str()).and_then(|v| v.to_str().ok()) {
+                        Some(v) => Subject::Text(v.into()),
+                        None => Subject::Ip(client),
+                    }
+                }
+            };
+            let d = self.shared.rates.check(limit, subject).await;
+            if !d.allowed {
+                let mut h = HeaderMap::new();
+                let retry = d.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+                h.insert("ratelimit-limit", HeaderValue::from(limit.burst));
+                h.insert("ratelimit-remaining", HeaderValue::from(0u32));
+                h.insert("ratelimit-reset", HeaderValue::from(retry));
+                return Err((Reason::RateLimited, &route.name, Some(h)));
+            }
+        }
+        if route.csrf {
+            if let Some(r) = csrf::check(parts, if self.conn.tls { "https" } else { "http" }) {
+                return Err((r, &route.name, None));
+            }
+        }
+        Ok(route)
+    }
+
+    /// Sends the request to the route's pool: round-robin, passive health,
+    /// one retry on another address when the request was not sent and its
+    /// body can be sent again.
+    async fn forward(
+        &self,
+        route: &Route,
+        head: Parts,
+        body: ProxyBody,
+    ) -> Result<(Response<Incoming>, String), Reason> {
+        let pool = &route.pool;
+        let timeout = pool.config.read_timeout.get();
+        let attempts = if pool.backends.len() > 1 { 2 } else { 1 };
+        let mut avoid = None;
+        let mut head = Some(head);
+        let mut body = Some(body);
+        for attempt in 0..attempts {
+            let i = pool.pick(avoid);
+            let backend = &pool.backends[i];
+            let (Some(h), Some(b)) = (head.take(), body.take()) else {
+                break;
+            };
+            let retry = if attempt + 1 < attempts {
+                b.replayable().map(|rb| (h.clone_head(), rb))
+            } else {
+                None
+            };
+            let mut h = h;
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(backend.scheme.clone());
+            uri.authority = Some(backend.authority.clone());
+            uri.path_and_query = h
+                .uri
+                .path_and_query()
+                .cloned()
+                .or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+            h.uri = Uri::from_parts(uri).map_err(|_| Reason::Malformed)?;
+            let req = Request::from_parts(h, b);
+            match tokio::time::timeout(timeout, pool.client.request(req)).await {
+                Ok(Ok(resp)) => {
+                    if matches!(resp.status().as_u16(), 502..=504) {
+                        pool.failure(i);
+                    } else {
+                        pool.success(i);
+                    }
+                    return Ok((resp, backend.url.clone()));
+                }
+                Ok(Err(e)) => {
+                    if let Some(be) = find_body_error(&e) {
+                        return Err(body_reason(be));
+                    }
+                    self.shared.metrics.upstream_failure();
+                    self.upstream_down(pool, i);
+                    tracing::debug!(upstream = %backend.url, error = %e, "upstream request failed");
+                    match retry {
+                        Some((h, b)) if e.is_connect() => {
+                            head = Some(h);
+                            body = Some(b);
+                            avoid = Some(i);
+                        }
+                        _ => return Err(Reason::UpstreamUnavailable),
+                    }
+                }
+                Err(_) => {
+                    self.shared.metrics.upstream_failure();
+                    self.upstream_down(pool, i);
+                    return Err(Reason::UpstreamTimeout);
+                }
+            }
+        }
+        Err(Reason::UpstreamUnavailable)
+    }
+
+    fn upstream_down(&self, pool: &crate::upstream::Pool, i: usize) {
+        if pool.failure(i) {
+            let b = &pool.backends[i];
+            self.shared.audit.emit(
+                Event::new("network", "upstream-ejected")
+                    .outcome(Outcome::Failure)
+                    .reason(format!(
+                        "{} failures in a row",
+                        pool.config.passive.failures
+                    ))
+                    .label("upstream.pool", pool.name.to_string())
+                    .label("upstream.address", b.url.clone()),
+            );
+        }
+    }
+
+    fn prepare_upstream_request(
+        &self,
+        parts: &mut Parts,
+        client: IpAddr,
+        trusted: bool,
+        host: &str,
+        request_id: &str,
+    ) {
+        let h = &mut parts.headers;
+        strip_hop_by_hop(h);
+        let peer = if trusted { self.conn.peer } else { client };
+        let xff = match (
+            trusted,
+            h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+        ) {
+            (true, Some(prev)) => format!("{prev}, {peer}"),
+            _ => client.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            h.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        if !trusted || !h.contains_key(&X_FORWARDED_PROTO) {
+            h.insert(
+                X_FORWARDED_PROTO.clone(),
+                HeaderValue::from_static(if self.conn.tls { "https" } else { "http" }),
+            );
+        }
+        if !trusted || !h.contains_key(&X_FORWARDED_HOST) {
+            if let Ok(v) = HeaderValue::from_str(host) {
+                h.insert(X_FORWARDED_HOST.clone(), v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert(X_REQUEST_ID.clone(), v);
+        }
+        if !h.contains_key(header::HOST) {
+            if let Some(a) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                h.insert(header::HOST, a);
+            }
+        }
+        parts.version = Version::HTTP_11;
+    }
+
+    /// Adds `points` to the client's ban score.
+    async fn score(&self, rt: &Arc<Runtime>, client: IpAddr, points: u32, why: &'static str) {
+        if points == 0 || !rt.bans.config.enabled {
+            return;
+        }
+        if self.shared.bans_shared {
+            let bans = self.shared.bans.clone();
+            let rt = rt.clone();
+            tokio::spawn(async move { bans.offend(client, points, why, &rt.bans).await });
+        } else {
+            self.shared.bans.offend(client, points, why, &rt.bans).await;
+        }
+    }
+
+    /// Turns a refusal into a response, an event, a metric and ban points.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        rt: &Arc<Runtime>,
+        parts: &Summary,
+        client: IpAddr,
+        host: &str,
+        request_id: &str,
+        reason: Reason,
+        route: &str,
+        extra: Option<HeaderMap>,
+        start: Instant,
+    ) -> Response<ResponseBody> {
+        self.shared.metrics.rejection(reason);
+        let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
+        let c = &rt.bans.config;
+        let points = match reason.offense() {
+            Offense::Limit => c.limit_score,
+            Offense::Probe => c.probe_score,
+            Offense::Scanner => c.scanner_score,
+            Offense::None => 0,
+        };
+        if reason != Reason::Banned {
+            let mut event = Event::new("web", "request-rejected")
+                .outcome(Outcome::Failure)
+                .reason(reason.as_str())
+                .source_ip(client)
+                .status(status.as_u16())
+                .rule(format!("gateway.{}", reason.as_str()), route);
+            event.host = Some(host.to_string());
+            event.path = Some(parts.uri.path().to_string());
+            event.method = Some(parts.method.to_string());
+            event.request_id = Some(request_id.to_string());
+            event.user_agent = parts.user_agent().map(str::to_string);
+            self.shared.audit.emit(event);
+            self.score(rt, client, points, reason.as_str()).await;
+        }
+        let text = format!(
+            "{} {}\nrefused by rampart: {}\nrequest id: {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            reason.as_str().replace('_', " "),
+            request_id
+        );
+        let mut resp = Response::new(ResponseBody::text(Bytes::from(text)));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert(X_REQUEST_ID.clone(), v);
+        }
+        if let Some(extra) = extra {
+            h.extend(extra);
+        }
+        if matches!(
+            reason,
+            Reason::BodyTooLarge | Reason::BodyTimeout | Reason::Malformed
+        ) {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(route) = rt.routes.iter().find(|r| &*r.name == route) {
+            route.headers.apply(resp.headers_mut(), self.conn.tls);
+        }
+        self.finish(
+            rt,
+            parts,
+            client,
+            host,
+            request_id,
+            status.as_u16(),
+            start,
+            Outcome2 {
+                route,
+                upstream: "-",
+                reason: reason.as_str(),
+            },
+        );
+        resp
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        _rt: &Runtime,
+        parts: &Summary,
+        client: IpAddr,
+        host: &str,
+        request_id: &str,
+        status: u16,
+        start: Instant,
+        o: Outcome2<'_>,
+    ) {
+        let elapsed = start.elapsed();
+        self.shared.metrics.response(status, elapsed);
+        if let Some(log) = &self.shared.access_log {
+            let ts = rfc3339(SystemTime::now());
+            log.write(
+                Entry {
+                    timestamp: &ts,
+                    client,
+                    method: parts.method.as_str(),
+                    host,
+                    path: parts.uri.path(),
+                    status,
+                    duration: elapsed,
+                    request_id,
+                    route: o.route,
+                    upstream: o.upstream,
+                    user_agent: parts.user_agent().unwrap_or(""),
+                    reason: o.reason,
+                }
+                .to_line(),
+            );
+        }
+    }
+}
+
+/// Copies a request head (method, URI, version, headers), which `Parts`
+/// cannot do itself because of its extensions.
+trait CloneHead {
+    fn clone_head(&self) -> Parts;
+}
+
+impl CloneHead for Parts {
+    fn clone_head(&self) -> Parts {
+        let (mut p, ()) = Request::new(()).into_parts();
+        p.method = self.method.clone();
+        p.uri = self.uri.clone();
+        p.version = self.version;
+        p.headers = self.headers.clone();
+        p
+    }
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if let Some(conn) = h
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    {
+        for name in conn.split(',') {
+            if let Ok(n) = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()) {
+                h.remove(n);
+            }
+        }
+    }
+    for name in &HOP_BY_HOP {
+        if h.contains_key(name) {
+            h.remove(name);
+        }
+    }
+}
+
+/// The host the client asked for, without port.
+fn host_of(parts: &Parts) -> &str {
+    let raw = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    strip_port(raw)
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    host.rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+/// A request id: the trusted proxy's, when it sent a sane one, or 128
+/// random bits in hex.
+fn request_id(h: &HeaderMap, trusted: bool) -> String {
+    if trusted {
+        if let Some(v) = h.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
+            if !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return v.to_string();
+            }
+        }
+    }
+    format!("{:032x}", fastrand::u128(..))
+}
+
+fn redirect_to_https(parts: &Parts, host: &str, port: Option<u16>) -> Response<ResponseBody> {
+    let authority = match port {
+        Some(443) | None => host.to_string(),
+        Some(p) if host.contains(':') => format!("[{host}]:{p}"),
+        Some(p) => format!("{host}:{p}"),
+    };
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{authority}{pq}");
+    let mut resp = Response::new(ResponseBody::empty());
+    match HeaderValue::from_str(&location) {
+        Ok(v) if !host.is_empty() => {
+            *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        _ => *resp.status_mut() = StatusCode::BAD_REQUEST,
+    }
+    resp
+}
+
+fn find_body_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(b) = err.downcast_ref::<BodyError>() {
+            return Some(b);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn body_reason(e: &BodyError) -> Reason {
+    match e {
+        BodyError::TooLarge(_) => Reason::BodyTooLarge,
+        BodyError::Stalled(_) => Reason::BodyTimeout,
+        BodyError::Client(_) => Reason::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_without_port() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:443"), "::1");
+        assert_eq!(strip_port("[::1]"), "::1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_tokens_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn request_ids_are_random_unless_a_trusted_proxy_sent_one() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h, true), "abc-123");
+        let a = request_id(&h, false);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, request_id(&h, false));
+        h.insert(
+            "x-request-id",
+            HeaderValue::from_static("bad id with spaces"),
+        );
+        assert_ne!(request_id(&h, true), "bad id with spaces");
+    }
+}

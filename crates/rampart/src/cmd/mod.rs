@@ -1,0 +1,127 @@
+//! The command registry: one file per command, listed in [`Command`].
+
+mod bans;
+mod check_config;
+mod init;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use rampart_core::{Config, ConfigError};
+
+/// Rampart: the security platform a SaaS company installs on day one.
+#[derive(Parser)]
+#[command(name = "rampart", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Serve(serve::ServeArgs),
+    Init(init::InitArgs),
+    CheckConfig(check_config::CheckArgs),
+    Bans(bans::BansArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Init(a) => init::run(a),
+        Command::CheckConfig(a) => check_config::run(a),
+        Command::Bans(a) => bans::run(a),
+    }
+}
+
+/// A command's failure, with its exit code (docs/cli.md).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration is invalid (exit 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The gateway could not start (exit 3).
+    #[error(transparent)]
+    Gateway(#[from] rampart_gateway::GatewayError),
+    /// The audit log could not be opened (exit 3).
+    #[error(transparent)]
+    Audit(#[from] rampart_audit::AuditError),
+    /// Anything else that went wrong while running (exit 1).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) => 2,
+            CliError::Gateway(_) | CliError::Audit(_) => 3,
+            CliError::Other(_) => 1,
+        }
+    }
+}
+
+/// Options every command that reads the configuration shares.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// Configuration file [default: ./rampart.toml when it exists]
+    #[arg(long, short = 'c', value_name = "FILE", env = "RAMPART_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides data_dir)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Plain HTTP listener (overrides listen.http; "" disables)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// HTTPS listener (overrides listen.https; "" disables)
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+    /// Admin listener (overrides listen.admin; "" disables)
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Send everything to this upstream (one catch-all route)
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The file to read, if any.
+    pub fn file(&self) -> Option<PathBuf> {
+        self.config.clone().or_else(|| {
+            Path::new("rampart.toml")
+                .exists()
+                .then(|| PathBuf::from("rampart.toml"))
+        })
+    }
+
+    /// Reads the file (or the defaults) and applies the overrides.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match self.file() {
+            Some(f) => Config::load(&f)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = Some(d.clone());
+        }
+        if let Some(a) = &self.listen {
+            config.listen.http = a.clone();
+        }
+        if let Some(a) = &self.tls_listen {
+            config.listen.https = a.clone();
+        }
+        if let Some(a) = &self.admin_listen {
+            config.listen.admin = a.clone();
+        }
+        if let Some(u) = &self.upstream {
+            config.set_catch_all_upstream(u);
+        }
+        config
+            .validate()
+            .map_err(|e| e.with_origin("command line"))?;
+        Ok(config)
+    }
+}
