@@ -1,0 +1,218 @@
+//! Routing, forwarding headers, upstream pools and their health.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test]
+async fn forwards_with_x_forwarded_headers_and_request_id() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), "").await;
+    let r = request(
+        g.http(),
+        "GET",
+        "/hello?x=1",
+        &[
+            ("host", "shop.example"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("connection", "keep-alive, x-drop"),
+            ("x-drop", "1"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, "ok from a");
+    let seen = up.last();
+    assert_eq!(seen.path, "/hello");
+    // The client is not a trusted proxy: its X-Forwarded-For is replaced.
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "shop.example");
+    assert_eq!(seen.headers["host"], "shop.example");
+    assert!(
+        seen.headers.get("x-drop").is_none(),
+        "Connection-listed header forwarded"
+    );
+    let id = seen.headers["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    assert_eq!(r.headers["x-request-id"], id.as_str());
+}
+
+#[tokio::test]
+async fn trusted_proxy_forwarding_headers_are_kept_and_extended() {
+    let up = Upstream::start("a").await;
+    let g = gateway(
+        &up.url(),
+        "[ip_policy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    )
+    .await;
+    let r = request(
+        g.http(),
+        "GET",
+        "/",
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-request-id", "lb-42"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert_eq!(seen.headers["x-request-id"], "lb-42");
+}
+
+#[tokio::test]
+async fn routes_by_host_and_path_prefix() {
+    let api = Upstream::start("api").await;
+    let web = Upstream::start("web").await;
+    let extra = format!(
+        "[upstreams.api]\naddresses = [\"{}\"]\n[upstreams.web]\naddresses = [\"{}\"]\n\
+         [[routes]]\nname = \"api\"\nhosts = [\"api.example.com\"]\npath_prefix = \"/v1\"\nupstream = \"api\"\n\
+         [[routes]]\nname = \"web\"\nhosts = [\"*.example.com\"]\nupstream = \"web\"\n",
+        api.url(),
+        web.url()
+    );
+    let g = gateway("unused", &extra).await;
+    let host = |h: &'static str| [("host", h)];
+    assert_eq!(
+        request(g.http(), "GET", "/v1/users", &host("api.example.com"), "")
+            .await
+            .body,
+        "ok from api"
+    );
+    assert_eq!(
+        request(g.http(), "GET", "/v2/users", &host("api.example.com"), "")
+            .await
+            .body,
+        "ok from web"
+    );
+    assert_eq!(
+        request(g.http(), "GET", "/", &host("www.example.com:8080"), "")
+            .await
+            .body,
+        "ok from web"
+    );
+    let r = request(g.http(), "GET", "/", &host("other.org"), "").await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("no route"));
+}
+
+#[tokio::test]
+async fn round_robin_and_passive_ejection_of_a_dead_address() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    // A port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = format!(
+        "[upstreams.app]\naddresses = [\"{}\", \"{}\", \"http://{dead}\"]\npassive = {{ failures = 1, eject_for = \"60s\" }}\n\
+         [[routes]]\nname = \"app\"\nupstream = \"app\"\n",
+        a.url(),
+        b.url()
+    );
+    let g = gateway("unused", &extra).await;
+    for _ in 0..12 {
+        // Every request succeeds: a refused connection is retried elsewhere.
+        assert_eq!(get(g.http(), "/").await.status, 200);
+    }
+    assert_eq!(a.count() + b.count(), 12);
+    assert!(
+        a.count() >= 4 && b.count() >= 4,
+        "a={} b={}",
+        a.count(),
+        b.count()
+    );
+    let ejected = g
+        .events()
+        .into_iter()
+        .filter(|e| e["event"]["action"] == "upstream-ejected")
+        .count();
+    assert_eq!(ejected, 1, "the dead address is ejected once");
+}
+
+#[tokio::test]
+async fn active_health_checks_take_an_address_out_and_back() {
+    let a = Upstream::start("a").await;
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_addr = b_listener.local_addr().unwrap();
+    drop(b_listener);
+    let extra = format!(
+        "[upstreams.app]\naddresses = [\"{}\", \"http://{b_addr}\"]\n\
+         health_check = {{ path = \"/healthz\", interval = \"100ms\", timeout = \"200ms\", unhealthy_after = 1, healthy_after = 1 }}\n\
+         passive = {{ failures = 0 }}\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n",
+        a.url()
+    );
+    let g = gateway("unused", &extra).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = get(g.admin(), "/metrics").await.body;
+    assert!(
+        metrics.contains(&format!("address=\"http://{b_addr}\"}} 0")),
+        "{metrics}"
+    );
+    // The address comes back when it answers its health check.
+    let b = Upstream::serve("b", tokio::net::TcpListener::bind(b_addr).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let metrics = get(g.admin(), "/metrics").await.body;
+    assert!(
+        metrics.contains(&format!("address=\"http://{b_addr}\"}} 1")),
+        "{metrics}"
+    );
+    for _ in 0..4 {
+        assert_eq!(get(g.http(), "/").await.status, 200);
+    }
+    assert!(b.seen.lock().unwrap().iter().any(|s| s.path == "/"));
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_502_and_504() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let g = gateway(&format!("http://{dead}"), "").await;
+    let r = get(g.http(), "/").await;
+    assert_eq!(r.status, 502);
+    let up = Upstream::start("slow").await;
+    let extra = format!(
+        "[upstreams.app]\naddresses = [\"{}\"]\nread_timeout = \"300ms\"\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n",
+        up.url()
+    );
+    let g = gateway("unused", &extra).await;
+    let r = get(g.http(), "/sleep/2000").await;
+    assert_eq!(r.status, 504);
+    g.wait_event("upstream_timeout").await;
+}
+
+#[tokio::test]
+async fn https_upstream_is_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = write_cert(dir.path(), &["localhost"], "up");
+    // A TLS upstream: a second gateway with that certificate, in front of a
+    // plain upstream.
+    let plain = Upstream::start("tls-backend").await;
+    let extra = format!("[[tls.certificates]]\ncert = {cert:?}\nkey = {key:?}\n");
+    let tls_up = gateway(&plain.url(), &extra).await;
+    let url = format!("https://localhost:{}", tls_up.https().port());
+
+    let trusting = format!(
+        "[upstreams.app]\naddresses = [\"{url}\"]\nca_file = {cert:?}\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n"
+    );
+    let g = gateway("unused", &trusting).await;
+    let r = get(g.http(), "/").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok from tls-backend"));
+
+    // Without the CA the certificate is refused and nothing is forwarded.
+    let before = plain.count();
+    let g = gateway(&url, "").await;
+    assert_eq!(get(g.http(), "/").await.status, 502);
+    assert_eq!(plain.count(), before);
+}
