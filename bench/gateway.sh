@@ -412,7 +412,8 @@ tree_sum() { # FIELD PID : sum over PID and its children (FIELD "Pss" reads smap
 }
 
 # hold_idle NAME PORT : opens IDLE_CONNECTIONS and leaves the python client
-# running (pid in IDLE_PID) once they are all tried.
+# running (pid in IDLE_PID) once they are all tried; IDLE_OPEN = how many
+# opened. (Sets globals: do not call it in $(...).)
 hold_idle() {
     local name=$1 port=$2 deadline=$((SECONDS + 120 + IDLE_CONNECTIONS / 50))
     python3 "$HERE/lib/idle_conns.py" --port "$port" --count "$IDLE_CONNECTIONS" \
@@ -428,11 +429,11 @@ hold_idle() {
     local ready
     ready=$(grep '^READY' "$TMP/idle-$name.out")
     log "$name: $ready"
-    [[ -s $TMP/idle-$name.log ]] && sed 's/^/    /' "$TMP/idle-$name.log" >&2
-    sed -n 's/^READY open=\([0-9]*\).*/\1/p' "$TMP/idle-$name.out"
+    if [[ -s $TMP/idle-$name.log ]]; then sed 's/^/    /' "$TMP/idle-$name.log" >&2; fi
+    IDLE_OPEN=$(sed -n 's/^READY open=\([0-9]*\).*/\1/p' "$TMP/idle-$name.out")
 }
 
-# release_idle NAME : stops the client; prints how many connections were alive.
+# release_idle NAME : stops the client; IDLE_ALIVE = connections still open.
 release_idle() {
     local name=$1
     kill -TERM "$IDLE_PID" 2>/dev/null || true
@@ -443,7 +444,9 @@ release_idle() {
         sleep 0.1
     done
     stop_proc "$IDLE_PID"
-    sed -n 's/^DONE alive=\([0-9]*\).*/\1/p' "$TMP/idle-$name.out" | grep . || echo NA
+    IDLE_ALIVE=$(sed -n 's/^DONE alive=\([0-9]*\).*/\1/p' "$TMP/idle-$name.out")
+    IDLE_ALIVE=${IDLE_ALIVE:-NA}
+    log "$name: $(grep '^DONE' "$TMP/idle-$name.out" || echo 'client gave no DONE line')"
 }
 
 if ((IDLE_CONNECTIONS > 0)); then
@@ -462,28 +465,30 @@ if ((IDLE_CONNECTIONS > 0)); then
 
     echo "nginx_base_rss_kib=$(tree_sum VmRSS "$NGINX_PID")" >>"$MEMORY"
     log "nginx: opening $IDLE_CONNECTIONS idle keep-alive connections"
-    opened=$(hold_idle nginx "$NGINX_HTTP_PORT")
+    hold_idle nginx "$NGINX_HTTP_PORT"
     sleep "$IDLE_SETTLE"
     {
-        echo "nginx_open=$opened"
+        echo "nginx_open=$IDLE_OPEN"
         echo "nginx_rss_kib=$(tree_sum VmRSS "$NGINX_PID")"
         echo "nginx_hwm_kib=$(tree_sum VmHWM "$NGINX_PID")"
         echo "nginx_pss_kib=$(tree_sum Pss "$NGINX_PID")"
         echo "nginx_processes=$((1 + $(pgrep -c -P "$NGINX_PID" || true)))"
     } >>"$MEMORY"
-    echo "nginx_alive=$(release_idle nginx)" >>"$MEMORY"
+    release_idle nginx
+    echo "nginx_alive=$IDLE_ALIVE" >>"$MEMORY"
 
     echo "rampart_base_rss_kib=$(status_kib "$RAMPART_PID" VmRSS)" >>"$MEMORY"
     log "rampart: opening $IDLE_CONNECTIONS idle keep-alive connections"
-    opened=$(hold_idle rampart "$RAMPART_HTTP_PORT")
+    hold_idle rampart "$RAMPART_HTTP_PORT"
     sleep "$IDLE_SETTLE"
     {
-        echo "rampart_open=$opened"
+        echo "rampart_open=$IDLE_OPEN"
         echo "rampart_rss_kib=$(status_kib "$RAMPART_PID" VmRSS)"
         echo "rampart_hwm_kib=$(status_kib "$RAMPART_PID" VmHWM)"
         echo "rampart_pss_kib=$(pss_kib "$RAMPART_PID")"
     } >>"$MEMORY"
-    echo "rampart_alive=$(release_idle rampart)" >>"$MEMORY"
+    release_idle rampart
+    echo "rampart_alive=$IDLE_ALIVE" >>"$MEMORY"
     kill -0 "$RAMPART_PID" 2>/dev/null || die "Rampart died during the idle-connection phase"
 fi
 

@@ -69,22 +69,22 @@ impl CliError {
 #[derive(Args, Clone, Debug, Default)]
 pub struct ConfigArgs {
     /// Configuration file [default: ./rampart.toml when it exists]
-    #[arg(long, short = 'c', value_name = "FILE", env = "RAMPART_CONFIG")]
+    #[arg(long, short = 'c', value_name = "FILE", env = "RAMPART_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory (overrides data_dir)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Plain HTTP listener (overrides listen.http; "" disables)
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     pub listen: Option<String>,
     /// HTTPS listener (overrides listen.https; "" disables)
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     pub tls_listen: Option<String>,
     /// Admin listener (overrides listen.admin; "" disables)
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     pub admin_listen: Option<String>,
     /// Send everything to this upstream (one catch-all route)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub upstream: Option<String>,
 }
 
