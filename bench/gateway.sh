@@ -278,7 +278,7 @@ start_nginx() { # LOGNAME CONF (nginx's own error log: $TMP/<conf>-error.log)
     start_bg "$1" "$NGINX_BIN" -p "$TMP" -e "$TMP/$2-error.log" -c "$TMP/$2.conf"
 }
 start_rampart() { # NAME CONFIG
-    start_bg "$1" "$RAMPART_BIN" serve --config "$2" --grace 2s
+    start_bg "$1" env NO_COLOR=1 "$RAMPART_BIN" serve --config "$2" --grace 2s
 }
 
 start_nginx nginx-upstream nginx-upstream
@@ -366,6 +366,11 @@ run_wrk() {
         sed 's/^/    /' "$out" >&2
     fi
 }
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+if awk -v l="${LOAD_BEFORE%% *}" 'BEGIN { exit !(l + 0 > 0.5) }' 2>/dev/null; then
+    log "note: load average is $LOAD_BEFORE before measuring: other work on this machine will skew the numbers"
+fi
 
 if ((WARMUP > 0)); then
     log "warming up every target for ${WARMUP}s"
@@ -499,5 +504,6 @@ echo "machine: $(nproc) CPU(s), $(uname -sr); load generator, proxies and upstre
 echo "rampart: $("$RAMPART_BIN" --version 2>&1 | head -n1) ($RAMPART_BIN)"
 echo "nginx:   $("$NGINX_BIN" -v 2>&1 | head -n1 | sed 's/^nginx version: //'); wrk: $(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS round(s), warm-up ${WARMUP}s; open-file limit $NOFILE"
+echo "load average before measuring: $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
 echo
 python3 "$HERE/lib/report.py" "$RESULTS" "$MEMORY"

@@ -69,7 +69,13 @@ impl CliError {
 #[derive(Args, Clone, Debug, Default)]
 pub struct ConfigArgs {
     /// Configuration file [default: ./rampart.toml when it exists]
-    #[arg(long, short = 'c', value_name = "FILE", env = "RAMPART_CONFIG", global = true)]
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        env = "RAMPART_CONFIG",
+        global = true
+    )]
     pub config: Option<PathBuf>,
     /// Data directory (overrides data_dir)
     #[arg(long, value_name = "DIR", global = true)]
