@@ -156,6 +156,7 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rampart-bench.XXXXXX")
 PIDS=()
+SERVER_LOGS=() # shown when the script fails
 
 # Stops one process we started (and its direct children, for nginx workers).
 stop_proc() {
@@ -182,9 +183,9 @@ cleanup() {
     trap - EXIT INT TERM
     local pid
     for pid in ${PIDS[@]+"${PIDS[@]}"}; do stop_proc "$pid"; done
-    if ((rc != 0)); then
+    if ((rc != 0 && rc != 130 && rc != 143)); then
         local f
-        for f in "$TMP"/*.log; do
+        for f in ${SERVER_LOGS[@]+"${SERVER_LOGS[@]}"} "$TMP"/*-error.log; do
             [[ -s $f ]] || continue
             log "---- last lines of $(basename "$f") ----"
             tail -n 15 "$f" >&2 || true
@@ -215,6 +216,7 @@ start_bg() {
     "$@" >"$TMP/$name.log" 2>&1 &
     BG_PID=$!
     PIDS+=("$BG_PID")
+    SERVER_LOGS+=("$TMP/$name.log")
 }
 
 # wait_ready NAME PID URL : until URL answers 200 (the process must stay up).
@@ -367,9 +369,16 @@ run_wrk() {
     fi
 }
 
+# Other work on the machine skews everything: sample how busy the CPUs are
+# (over 1 s, with our servers idle) before measuring.
+cpu_ticks() { awk '$1 == "cpu" { idle = $5 + $6; t = 0; for (i = 2; i <= NF; i++) t += $i; print t, idle }' /proc/stat; }
+read -r t0 i0 < <(cpu_ticks)
+sleep 1
+read -r t1 i1 < <(cpu_ticks)
+BUSY_BEFORE=$(( (t1 - t0) > 0 ? 100 * ((t1 - t0) - (i1 - i0)) / (t1 - t0) : 0 ))
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
-if awk -v l="${LOAD_BEFORE%% *}" 'BEGIN { exit !(l + 0 > 0.5) }' 2>/dev/null; then
-    log "note: load average is $LOAD_BEFORE before measuring: other work on this machine will skew the numbers"
+if ((BUSY_BEFORE > 15)); then
+    log "note: the CPUs are ${BUSY_BEFORE}% busy before measuring: other work on this machine will skew the numbers"
 fi
 
 if ((WARMUP > 0)); then
@@ -504,6 +513,6 @@ echo "machine: $(nproc) CPU(s), $(uname -sr); load generator, proxies and upstre
 echo "rampart: $("$RAMPART_BIN" --version 2>&1 | head -n1) ($RAMPART_BIN)"
 echo "nginx:   $("$NGINX_BIN" -v 2>&1 | head -n1 | sed 's/^nginx version: //'); wrk: $(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS round(s), warm-up ${WARMUP}s; open-file limit $NOFILE"
-echo "load average before measuring: $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
+echo "CPU busy just before measuring (servers idle): ${BUSY_BEFORE}%; load average then: $LOAD_BEFORE"
 echo
 python3 "$HERE/lib/report.py" "$RESULTS" "$MEMORY"

@@ -495,8 +495,6 @@ async fn watch_files(
     let mut files = files_now(&r);
     let mut last = stamp(&files);
     drop(r);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         #[cfg(unix)]
         let sighup = async {
@@ -506,7 +504,10 @@ async fn watch_files(
             }
         };
         #[cfg(not(unix))]
-        let sighup = std::future::pending::<Option<()>>();
+        let sighup = {
+            let _ = &mut hup;
+            std::future::pending::<Option<()>>()
+        };
         let trigger = tokio::select! {
             _ = tokio::time::sleep(every) => None,
             _ = sighup => Some("SIGHUP"),

@@ -33,8 +33,8 @@ macro_rules! reasons {
                 match self { $(Reason::$variant => $name,)* }
             }
 
-            /// HTTP status sent to the client (0: the connection is closed
-            /// without a response).
+            /// HTTP status sent to the client (for connection-level refusals:
+            /// on plain HTTP only; TLS connections are closed).
             pub const fn status(self) -> u16 {
                 match self { $(Reason::$variant => $status,)* }
             }
@@ -61,9 +61,9 @@ reasons! {
     /// The body is larger than the route allows.
     BodyTooLarge = "body_too_large", 413, Limit;
     /// The gateway has as many connections as it allows.
-    TooManyConnections = "too_many_connections", 0, None;
+    TooManyConnections = "too_many_connections", 503, None;
     /// This client has as many connections as it may.
-    TooManyConnectionsPerIp = "too_many_connections_per_ip", 0, Limit;
+    TooManyConnectionsPerIp = "too_many_connections_per_ip", 503, Limit;
     /// The client address is denied by the IP policy.
     IpDenied = "ip_denied", 403, None;
     /// The client is banned.

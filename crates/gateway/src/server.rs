@@ -14,7 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_core::{Event, Outcome};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
@@ -24,6 +24,9 @@ use crate::proxy::{ConnInfo, Handler};
 use crate::proxy_protocol;
 use crate::reject::Reason;
 use crate::Shared;
+
+/// The answer to a plain-HTTP connection over a connection limit.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 41\r\nretry-after: 1\r\nconnection: close\r\n\r\nrefused by rampart: too many connections\n";
 
 /// Counts live connection tasks so shutdown can wait for them.
 #[derive(Default)]

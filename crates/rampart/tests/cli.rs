@@ -266,6 +266,27 @@ fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
 }
 
 #[test]
+fn sighup_reloads_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rampart.toml"), "[upstreams.app]\naddresses = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n").unwrap();
+    let server = serve(dir.path(), &[]);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let events = dir.path().join("rampart-data/audit/events.jsonl");
+    let mut reloaded = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        if text.lines().any(|l| l.contains("\"config-reloaded\"") && l.contains("SIGHUP")) {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "no config-reloaded event after SIGHUP");
+    assert_eq!(server.child.id().to_string(), pid);
+}
+
+#[test]
 fn start_up_errors_have_their_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -346,6 +367,19 @@ fn two_processes_share_bans_through_redis() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(banned, "the ban made by one process reached the other");
+    // One rate limit for both processes: a burst of 4 between them.
+    let limited = config.replace("[bans]\nthreshold = 10\n", "[bans]\nenabled = false\n[rate_limits.ip]\nrate = 1\nper = \"1m\"\nburst = 4\n")
+        .replace("upstream = \"app\"\n", "upstream = \"app\"\nrate_limits = [\"ip\"]\n")
+        .replace(&prefix, &format!("{prefix}rl:"));
+    let (d3, d4) = (dir.path().join("three"), dir.path().join("four"));
+    for d in [&d3, &d4] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("rampart.toml"), &limited).unwrap();
+    }
+    let three = serve(&d3, &[]);
+    let four = serve(&d4, &[]);
+    let passed = (0..8).filter(|i| http(if i % 2 == 0 { three.http } else { four.http }, "/").0 == 200).count();
+    assert_eq!(passed, 4);
     let _ = std::process::Command::new("redis-cli")
         .args(["--scan", "--pattern", &format!("{prefix}*")])
         .output();
