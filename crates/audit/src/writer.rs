@@ -46,17 +46,10 @@ impl AuditLog {
     pub fn open(data_dir: &Path) -> Result<Self, AuditError> {
         let dir = data_dir.join("audit");
         let path = dir.join("events.jsonl");
-        let open_err = |source| AuditError::Open {
-            path: path.clone(),
-            source,
-        };
+        let open_err = |source| AuditError::Open { path: path.clone(), source };
         std::fs::create_dir_all(&dir).map_err(open_err)?;
         restrict_dir(&dir).map_err(open_err)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(open_err)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(open_err)?;
         restrict_file(&path).map_err(open_err)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
         let written = Arc::new(AtomicU64::new(0));
@@ -65,12 +58,7 @@ impl AuditLog {
             .name("rampart-audit".into())
             .spawn(move || write_loop(rx, file, w))
             .map_err(open_err)?;
-        Ok(AuditLog {
-            tx,
-            path: Arc::new(path),
-            dropped: Arc::new(AtomicU64::new(0)),
-            written,
-        })
+        Ok(AuditLog { tx, path: Arc::new(path), dropped: Arc::new(AtomicU64::new(0)), written })
     }
 
     /// Queues an event. Never blocks: if the writer is far behind, the event
@@ -122,9 +110,7 @@ fn write_loop(rx: Receiver<Message>, file: File, written: Arc<AtomicU64>) {
             match msg {
                 Message::Event(e) => {
                     let line = e.to_json();
-                    if serde_json::to_writer(&mut out, &line).is_ok()
-                        && out.write_all(b"\n").is_ok()
-                    {
+                    if serde_json::to_writer(&mut out, &line).is_ok() && out.write_all(b"\n").is_ok() {
                         written.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -173,11 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
         for i in 0..100 {
-            log.emit(
-                Event::new("web", "request-rejected")
-                    .outcome(Outcome::Failure)
-                    .status(400 + i % 3),
-            );
+            log.emit(Event::new("web", "request-rejected").outcome(Outcome::Failure).status(400 + i % 3));
         }
         log.flush();
         assert_eq!(log.written(), 100);
@@ -186,10 +168,7 @@ mod tests {
         log.emit(Event::new("configuration", "config-loaded"));
         log.flush();
         let text = std::fs::read_to_string(log.path()).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 101);
         assert_eq!(lines[0]["event"]["action"], "request-rejected");
         assert_eq!(lines[100]["event"]["action"], "config-loaded");

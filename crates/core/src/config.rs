@@ -96,10 +96,7 @@ pub struct Tls {
 
 impl Default for Tls {
     fn default() -> Self {
-        Self {
-            certificates: Vec::new(),
-            min_version: "1.2".into(),
-        }
+        Self { certificates: Vec::new(), min_version: "1.2".into() }
     }
 }
 
@@ -231,8 +228,7 @@ impl RateLimit {
 }
 
 fn http_token(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Automatic bans (intrusion prevention).
@@ -363,10 +359,7 @@ pub struct AccessLog {
 
 impl Default for AccessLog {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            path: "access.log".into(),
-        }
+        Self { enabled: true, path: "access.log".into() }
     }
 }
 
@@ -444,10 +437,7 @@ pub struct PassiveHealth {
 
 impl Default for PassiveHealth {
     fn default() -> Self {
-        Self {
-            failures: 3,
-            eject_for: HumanDuration::secs(10),
-        }
+        Self { failures: 3, eject_for: HumanDuration::secs(10) }
     }
 }
 
@@ -524,14 +514,7 @@ impl Default for SecurityHeaders {
             permissions_policy: "camera=(), microphone=(), geolocation=(), payment=()".into(),
             cross_origin_opener_policy: "same-origin".into(),
             cross_origin_resource_policy: "same-origin".into(),
-            remove: [
-                "server",
-                "x-powered-by",
-                "x-aspnet-version",
-                "x-aspnetmvc-version",
-            ]
-            .map(String::from)
-            .to_vec(),
+            remove: ["server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"].map(String::from).to_vec(),
             override_upstream: false,
         }
     }
@@ -548,12 +531,8 @@ impl Config {
             Err(e) => {
                 // toml's own error knows the line; serde_path_to_error knows
                 // the dotted key. Parse again (errors only) to have both.
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-                let key = match serde_path_to_error::deserialize::<_, Config>(
-                    toml::Deserializer::new(text),
-                ) {
+                let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                let key = match serde_path_to_error::deserialize::<_, Config>(toml::Deserializer::new(text)) {
                     Err(pe) => pe.path().to_string(),
                     Ok(_) => String::new(),
                 };
@@ -571,18 +550,14 @@ impl Config {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
     /// The data directory, defaulting to `./rampart-data`.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("rampart-data"))
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("rampart-data"))
     }
 
     /// Replaces all routes with one catch-all route to `url`.
@@ -618,42 +593,22 @@ impl Config {
             }
         }
         if self.listen.redirect_https && self.listen.https.is_empty() {
-            return Err(invalid(
-                "listen.redirect_https",
-                "true",
-                "an HTTPS listener (listen.https) to redirect to",
-            ));
+            return Err(invalid("listen.redirect_https", "true", "an HTTPS listener (listen.https) to redirect to"));
         }
         if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
-            return Err(invalid(
-                "tls.min_version",
-                &self.tls.min_version,
-                "\"1.2\" or \"1.3\"",
-            ));
+            return Err(invalid("tls.min_version", &self.tls.min_version, "\"1.2\" or \"1.3\""));
         }
         let l = &self.limits;
         for (key, value, min) in [
             ("limits.max_connections", l.max_connections as u64, 1),
-            (
-                "limits.max_connections_per_ip",
-                l.max_connections_per_ip as u64,
-                1,
-            ),
+            ("limits.max_connections_per_ip", l.max_connections_per_ip as u64, 1),
             ("limits.max_header_bytes", l.max_header_bytes as u64, 1024),
             ("limits.max_headers", l.max_headers as u64, 8),
             ("limits.max_uri_bytes", l.max_uri_bytes as u64, 256),
-            (
-                "limits.h2_max_concurrent_streams",
-                l.h2_max_concurrent_streams as u64,
-                1,
-            ),
+            ("limits.h2_max_concurrent_streams", l.h2_max_concurrent_streams as u64, 1),
         ] {
             if value < min {
-                return Err(invalid(
-                    key,
-                    &value.to_string(),
-                    &format!("an integer of at least {min}"),
-                ));
+                return Err(invalid(key, &value.to_string(), &format!("an integer of at least {min}")));
             }
         }
         for (key, value) in [
@@ -668,11 +623,7 @@ impl Config {
         for (name, rl) in &self.rate_limits {
             let key = |k: &str| format!("rate_limits.{name}.{k}");
             if rl.parsed_key().is_none() {
-                return Err(invalid(
-                    &key("key"),
-                    &rl.key,
-                    "\"ip\", \"route\" or \"header:NAME\"",
-                ));
+                return Err(invalid(&key("key"), &rl.key, "\"ip\", \"route\" or \"header:NAME\""));
             }
             if rl.rate == 0 {
                 return Err(invalid(&key("rate"), "0", "an integer of at least 1"));
@@ -681,11 +632,7 @@ impl Config {
                 return Err(invalid(&key("burst"), "0", "an integer of at least 1"));
             }
             if rl.per.get().is_zero() {
-                return Err(invalid(
-                    &key("per"),
-                    &rl.per.to_string(),
-                    "a duration above zero",
-                ));
+                return Err(invalid(&key("per"), &rl.per.to_string(), "a duration above zero"));
             }
         }
         let b = &self.bans;
@@ -694,11 +641,7 @@ impl Config {
                 return Err(invalid("bans.threshold", "0", "an integer of at least 1"));
             }
             if b.repeat_multiplier == 0 {
-                return Err(invalid(
-                    "bans.repeat_multiplier",
-                    "0",
-                    "an integer of at least 1",
-                ));
+                return Err(invalid("bans.repeat_multiplier", "0", "an integer of at least 1"));
             }
             for (key, value) in [("bans.window", b.window), ("bans.duration", b.duration)] {
                 if value.get().is_zero() {
@@ -711,19 +654,11 @@ impl Config {
                 || self.redis.url.starts_with("rediss://")
                 || self.redis.url.starts_with("unix://"))
         {
-            return Err(invalid(
-                "redis.url",
-                &self.redis.url,
-                "a URL such as \"redis://127.0.0.1:6379/0\"",
-            ));
+            return Err(invalid("redis.url", &self.redis.url, "a URL such as \"redis://127.0.0.1:6379/0\""));
         }
         for (name, up) in &self.upstreams {
             if up.addresses.is_empty() {
-                return Err(invalid(
-                    &format!("upstreams.{name}.addresses"),
-                    "[]",
-                    "at least one address",
-                ));
+                return Err(invalid(&format!("upstreams.{name}.addresses"), "[]", "at least one address"));
             }
             for (i, addr) in up.addresses.iter().enumerate() {
                 if parse_upstream_url(addr).is_none() {
@@ -735,18 +670,10 @@ impl Config {
                 }
             }
             if up.connect_timeout.get().is_zero() {
-                return Err(invalid(
-                    &format!("upstreams.{name}.connect_timeout"),
-                    "0s",
-                    "a duration above zero",
-                ));
+                return Err(invalid(&format!("upstreams.{name}.connect_timeout"), "0s", "a duration above zero"));
             }
             if up.read_timeout.get().is_zero() {
-                return Err(invalid(
-                    &format!("upstreams.{name}.read_timeout"),
-                    "0s",
-                    "a duration above zero",
-                ));
+                return Err(invalid(&format!("upstreams.{name}.read_timeout"), "0s", "a duration above zero"));
             }
             if !up.health_check.path.is_empty() && !up.health_check.path.starts_with('/') {
                 return Err(invalid(
@@ -763,18 +690,10 @@ impl Config {
                 return Err(invalid(&key("name"), "", "a name"));
             }
             if !seen.insert(route.name.as_str()) {
-                return Err(invalid(
-                    &key("name"),
-                    &route.name,
-                    "a name no other route uses",
-                ));
+                return Err(invalid(&key("name"), &route.name, "a name no other route uses"));
             }
             if !route.path_prefix.starts_with('/') {
-                return Err(invalid(
-                    &key("path_prefix"),
-                    &route.path_prefix,
-                    "a path starting with \"/\"",
-                ));
+                return Err(invalid(&key("path_prefix"), &route.path_prefix, "a path starting with \"/\""));
             }
             if !self.upstreams.contains_key(&route.upstream) {
                 let known: Vec<_> = self.upstreams.keys().map(String::as_str).collect();
@@ -783,11 +702,7 @@ impl Config {
                     &route.upstream,
                     &format!(
                         "the name of an upstream in [upstreams] (known: {})",
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
                     ),
                 ));
             }
@@ -802,11 +717,7 @@ impl Config {
             }
             for (j, h) in route.hosts.iter().enumerate() {
                 let bare = h.strip_prefix("*.").unwrap_or(h);
-                if bare.is_empty()
-                    || !bare
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                {
+                if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
                     return Err(invalid(
                         &format!("routes[{i}].hosts[{j}]"),
                         h,
@@ -816,11 +727,7 @@ impl Config {
             }
             for (j, h) in route.headers.remove.iter().enumerate() {
                 if !http_token(h) {
-                    return Err(invalid(
-                        &format!("routes[{i}].headers.remove[{j}]"),
-                        h,
-                        "a header name",
-                    ));
+                    return Err(invalid(&format!("routes[{i}].headers.remove[{j}]"), h, "a header name"));
                 }
             }
         }
@@ -900,9 +807,7 @@ pub fn parse_net_list(text: &str, origin: &str) -> Result<Vec<IpNet>, ConfigErro
 
 /// Parses `192.0.2.1`, `192.0.2.0/24`, `2001:db8::1` or `2001:db8::/32`.
 pub fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
@@ -927,9 +832,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::from_toml("[limits]\nmax_headerz = 5\n", "t.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[limits]\nmax_headerz = 5\n", "t.toml").unwrap_err().to_string();
         assert!(e.contains("t.toml"), "{e}");
         assert!(e.contains("max_headerz"), "{e}");
         assert!(e.contains("line 2"), "{e}");
@@ -937,31 +840,22 @@ mod tests {
 
     #[test]
     fn wrong_type_names_key_value_and_expectation() {
-        let e = Config::from_toml("[limits]\nmax_headers = \"many\"\n", "t.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[limits]\nmax_headers = \"many\"\n", "t.toml").unwrap_err().to_string();
         assert!(e.contains("limits.max_headers"), "{e}");
         assert!(e.contains("many"), "{e}");
     }
 
     #[test]
     fn bad_duration_is_explained() {
-        let e = Config::from_toml("[limits]\nidle_timeout = \"soon\"\n", "t.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[limits]\nidle_timeout = \"soon\"\n", "t.toml").unwrap_err().to_string();
         assert!(e.contains("limits.idle_timeout"), "{e}");
         assert!(e.contains("duration"), "{e}");
     }
 
     #[test]
     fn zero_burst_is_rejected_with_key_and_value() {
-        let e = Config::from_toml("[rate_limits.api]\nrate = 5\nburst = 0\n", "rampart.toml")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "rampart.toml: rate_limits.api.burst = 0: expected an integer of at least 1"
-        );
+        let e = Config::from_toml("[rate_limits.api]\nrate = 5\nburst = 0\n", "rampart.toml").unwrap_err().to_string();
+        assert_eq!(e, "rampart.toml: rate_limits.api.burst = 0: expected an integer of at least 1");
     }
 
     #[test]
@@ -995,28 +889,16 @@ mod tests {
             headers = { content_security_policy = "default-src 'self'" }
         "#;
         let c = Config::from_toml(text, "x").unwrap();
-        assert_eq!(
-            c.rate_limits["api"].parsed_key(),
-            Some(RateKey::Header("x-api-key".into()))
-        );
+        assert_eq!(c.rate_limits["api"].parsed_key(), Some(RateKey::Header("x-api-key".into())));
         assert_eq!(c.routes[0].headers.frame_options, "DENY");
         assert_eq!(c.upstreams["app"].health_check.path, "/health");
     }
 
     #[test]
     fn upstream_urls() {
-        assert_eq!(
-            parse_upstream_url("http://a:80"),
-            Some((false, "a".into(), 80))
-        );
-        assert_eq!(
-            parse_upstream_url("https://a"),
-            Some((true, "a".into(), 443))
-        );
-        assert_eq!(
-            parse_upstream_url("http://[::1]:9/"),
-            Some((false, "::1".into(), 9))
-        );
+        assert_eq!(parse_upstream_url("http://a:80"), Some((false, "a".into(), 80)));
+        assert_eq!(parse_upstream_url("https://a"), Some((true, "a".into(), 443)));
+        assert_eq!(parse_upstream_url("http://[::1]:9/"), Some((false, "::1".into(), 9)));
         assert_eq!(parse_upstream_url("ftp://a"), None);
         assert_eq!(parse_upstream_url("http://a/b"), None);
         assert_eq!(parse_upstream_url("http://a:x"), None);
@@ -1026,9 +908,7 @@ mod tests {
     fn net_list_names_bad_line() {
         let nets = parse_net_list("# c\n10.0.0.0/8\n\n192.0.2.7 # one\n", "f").unwrap();
         assert_eq!(nets.len(), 2);
-        let e = parse_net_list("10.0.0.0/8\nnot-an-ip\n", "deny.txt")
-            .unwrap_err()
-            .to_string();
+        let e = parse_net_list("10.0.0.0/8\nnot-an-ip\n", "deny.txt").unwrap_err().to_string();
         assert!(e.starts_with("deny.txt:2:"), "{e}");
     }
 }

@@ -61,12 +61,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration such as \"10s\" or \"5m\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                v.parse().map_err(|_| {
-                    E::invalid_value(
-                        de::Unexpected::Str(v),
-                        &"a duration such as \"10s\" or \"5m\"",
-                    )
-                })
+                v.parse().map_err(|_| E::invalid_value(de::Unexpected::Str(v), &"a duration such as \"10s\" or \"5m\""))
             }
         }
         d.deserialize_str(Visitor)
@@ -79,18 +74,9 @@ mod tests {
 
     #[test]
     fn parses_common_forms() {
-        assert_eq!(
-            "10s".parse::<HumanDuration>().unwrap(),
-            HumanDuration::secs(10)
-        );
-        assert_eq!(
-            "250ms".parse::<HumanDuration>().unwrap(),
-            HumanDuration::millis(250)
-        );
-        assert_eq!(
-            "1h 30m".parse::<HumanDuration>().unwrap(),
-            HumanDuration::secs(5400)
-        );
+        assert_eq!("10s".parse::<HumanDuration>().unwrap(), HumanDuration::secs(10));
+        assert_eq!("250ms".parse::<HumanDuration>().unwrap(), HumanDuration::millis(250));
+        assert_eq!("1h 30m".parse::<HumanDuration>().unwrap(), HumanDuration::secs(5400));
         assert!("ten seconds".parse::<HumanDuration>().is_err());
     }
 

@@ -23,28 +23,26 @@ impl AccessLog {
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
-        std::thread::Builder::new()
-            .name("rampart-access-log".into())
-            .spawn(move || {
-                let mut out = BufWriter::with_capacity(256 * 1024, file);
-                loop {
-                    match rx.recv_timeout(Duration::from_millis(200)) {
-                        Ok(line) => {
+        std::thread::Builder::new().name("rampart-access-log".into()).spawn(move || {
+            let mut out = BufWriter::with_capacity(256 * 1024, file);
+            loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(line) => {
+                        let _ = out.write_all(line.as_bytes());
+                        while let Ok(line) = rx.try_recv() {
                             let _ = out.write_all(line.as_bytes());
-                            while let Ok(line) = rx.try_recv() {
-                                let _ = out.write_all(line.as_bytes());
-                            }
-                        }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            let _ = out.flush();
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            let _ = out.flush();
-                            return;
                         }
                     }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let _ = out.flush();
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        let _ = out.flush();
+                        return;
+                    }
                 }
-            })?;
+            }
+        })?;
         Ok(AccessLog { tx })
     }
 

@@ -57,12 +57,7 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
 }
 
 /// Serves the admin API until shutdown.
-pub async fn serve(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    token: Arc<str>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, token: Arc<str>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
@@ -92,19 +87,11 @@ async fn handle(
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
             let rt = shared.runtime.load();
-            let down: Vec<&str> = rt
-                .pools
-                .values()
-                .filter(|p| !p.any_healthy())
-                .map(|p| &*p.name)
-                .collect();
+            let down: Vec<&str> = rt.pools.values().filter(|p| !p.any_healthy()).map(|p| &*p.name).collect();
             if down.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("no healthy address in: {}\n", down.join(", ")),
-                )
+                text(StatusCode::SERVICE_UNAVAILABLE, &format!("no healthy address in: {}\n", down.join(", ")))
             }
         }
         (&Method::GET, "/metrics") => {
@@ -121,19 +108,13 @@ async fn handle(
                 shared.audit.dropped()
             ));
             let mut r = text(StatusCode::OK, &shared.metrics.render(&extra));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
+            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
             r
         }
         (_, p) if p == "/bans" || p.starts_with("/bans/") => {
             if !authorized(&req, &token) {
                 let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong admin token\n");
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
                 return Ok(r);
             }
             bans(&shared, req).await
@@ -144,11 +125,7 @@ async fn handle(
 }
 
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
-    let Some(v) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(v) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some(given) = v.strip_prefix("Bearer ") else {
@@ -172,10 +149,7 @@ async fn bans(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody>
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     match (method, path.strip_prefix("/bans").unwrap_or("")) {
-        (Method::GET, "" | "/") => json(
-            StatusCode::OK,
-            &serde_json::to_value(shared.bans.list()).unwrap_or_default(),
-        ),
+        (Method::GET, "" | "/") => json(StatusCode::OK, &serde_json::to_value(shared.bans.list()).unwrap_or_default()),
         (Method::POST, "" | "/") => {
             let body = match Limited::new(req.into_body(), 4096).collect().await {
                 Ok(b) => b.to_bytes(),
@@ -183,14 +157,17 @@ async fn bans(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody>
             };
             let r: BanRequest = match serde_json::from_slice(&body) {
                 Ok(r) => r,
-                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("expected {{\"ip\": \"192.0.2.1\", \"duration\": \"1h\", \"reason\": \"...\"}}: {e}\n")),
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "expected {{\"ip\": \"192.0.2.1\", \"duration\": \"1h\", \"reason\": \"...\"}}: {e}\n"
+                        ),
+                    )
+                }
             };
             let reason = r.reason.unwrap_or_else(|| "banned by an operator".into());
-            match shared
-                .bans
-                .ban(r.ip, r.duration.map(|d| d.get()), &reason, &rt.bans)
-                .await
-            {
+            match shared.bans.ban(r.ip, r.duration.map(|d| d.get()), &reason, &rt.bans).await {
                 Some(b) => {
                     shared.audit.emit(
                         Event::new("configuration", "ban-added")
@@ -198,10 +175,7 @@ async fn bans(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody>
                             .source_ip(r.ip)
                             .reason(reason),
                     );
-                    json(
-                        StatusCode::CREATED,
-                        &serde_json::to_value(b).unwrap_or_default(),
-                    )
+                    json(StatusCode::CREATED, &serde_json::to_value(b).unwrap_or_default())
                 }
                 None => text(StatusCode::SERVICE_UNAVAILABLE, "ban store unavailable\n"),
             }
@@ -223,19 +197,13 @@ async fn bans(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody>
 fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
     let mut r = Response::new(ResponseBody::text(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<ResponseBody> {
     let mut r = Response::new(ResponseBody::text(v.to_string()));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     r
 }

@@ -53,13 +53,7 @@ impl ProxyBody {
     /// Streams `inner`, cutting it off past `limit` bytes or after a pause
     /// longer than `stall`.
     pub fn stream(inner: Incoming, limit: u64, stall: Duration) -> Self {
-        ProxyBody::Stream(Box::new(Streamed {
-            inner,
-            limit,
-            seen: 0,
-            stall,
-            timer: None,
-        }))
+        ProxyBody::Stream(Box::new(Streamed { inner, limit, seen: 0, stall, timer: None }))
     }
 
     /// Whether the body can be sent again (for a retry on another address).
@@ -76,10 +70,7 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
@@ -121,9 +112,7 @@ impl Streamed {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let stall = self.stall;
-                let timer = self
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled(stall)))),
                     Poll::Pending => Poll::Pending,
@@ -171,10 +160,7 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),

@@ -50,58 +50,25 @@ pub async fn start() -> std::io::Result<SocketAddr> {
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, ctype, body): (StatusCode, &str, Bytes) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/") => (
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            Bytes::from_static(PAGE.as_bytes()),
-        ),
+        (&Method::GET, "/") => (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(PAGE.as_bytes())),
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         (&Method::GET, "/api/hello") => {
-            let who = req
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?")
-                .to_string();
-            (
-                StatusCode::OK,
-                "application/json",
-                Bytes::from(format!("{{\"hello\":\"world\",\"you\":\"{who}\"}}\n")),
-            )
+            let who = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+            (StatusCode::OK, "application/json", Bytes::from(format!("{{\"hello\":\"world\",\"you\":\"{who}\"}}\n")))
         }
-        (&Method::POST, "/api/echo") => {
-            match Limited::new(req.into_body(), 64 << 20).collect().await {
-                Ok(b) => {
-                    let n = b.to_bytes().len();
-                    (
-                        StatusCode::OK,
-                        "application/json",
-                        Bytes::from(format!("{{\"received_bytes\":{n}}}\n")),
-                    )
-                }
-                Err(_) => (
-                    StatusCode::BAD_REQUEST,
-                    "text/plain",
-                    Bytes::from_static(b"bad body\n"),
-                ),
+        (&Method::POST, "/api/echo") => match Limited::new(req.into_body(), 64 << 20).collect().await {
+            Ok(b) => {
+                let n = b.to_bytes().len();
+                (StatusCode::OK, "application/json", Bytes::from(format!("{{\"received_bytes\":{n}}}\n")))
             }
-        }
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found\n"),
-        ),
+            Err(_) => (StatusCode::BAD_REQUEST, "text/plain", Bytes::from_static(b"bad body\n")),
+        },
+        _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found\n")),
     };
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(ctype),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
     // What an unhardened app leaks; the gateway removes it.
-    r.headers_mut().insert(
-        "x-powered-by",
-        header::HeaderValue::from_static("DemoFramework/1.0"),
-    );
+    r.headers_mut().insert("x-powered-by", header::HeaderValue::from_static("DemoFramework/1.0"));
     Ok(r)
 }

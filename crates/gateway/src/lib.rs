@@ -119,13 +119,7 @@ pub struct Options {
 impl Options {
     /// Options with no reload source.
     pub fn new(config: Config, audit: AuditLog) -> Self {
-        Options {
-            config,
-            source: None,
-            watch: Vec::new(),
-            audit,
-            poll_interval: Duration::from_secs(1),
-        }
+        Options { config, source: None, watch: Vec::new(), audit, poll_interval: Duration::from_secs(1) }
     }
 }
 
@@ -174,14 +168,10 @@ impl Gateway {
         let config = opts.config;
         config.validate()?;
         let data_dir = config.data_dir();
-        std::fs::create_dir_all(&data_dir).map_err(|source| GatewayError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|source| GatewayError::DataDir { path: data_dir.clone(), source })?;
 
-        let bind = |key: &'static str,
-                    addr: &str|
-         -> Result<Option<tokio::net::TcpListener>, GatewayError> {
+        let bind = |key: &'static str, addr: &str| -> Result<Option<tokio::net::TcpListener>, GatewayError> {
             if addr.is_empty() {
                 return Ok(None);
             }
@@ -191,51 +181,31 @@ impl Gateway {
                 value: addr.into(),
                 expected: "an address such as \"0.0.0.0:8080\"".into(),
             })?;
-            server::bind(parsed)
-                .map(Some)
-                .map_err(|source| GatewayError::Bind {
-                    key,
-                    addr: addr.into(),
-                    source,
-                })
+            server::bind(parsed).map(Some).map_err(|source| GatewayError::Bind { key, addr: addr.into(), source })
         };
         let http = bind("listen.http", &config.listen.http)?;
         let https = bind("listen.https", &config.listen.https)?;
         let admin = bind("listen.admin", &config.listen.admin)?;
-        let addr_of =
-            |l: &Option<tokio::net::TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
-        let (http_addr, https_addr, admin_addr) =
-            (addr_of(&http), addr_of(&https), addr_of(&admin));
+        let addr_of = |l: &Option<tokio::net::TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let (http_addr, https_addr, admin_addr) = (addr_of(&http), addr_of(&https), addr_of(&admin));
 
         let metrics = Arc::new(Metrics::default());
         let (rates, redis_bans, redis_client) = if config.redis.url.is_empty() {
             (Store::Memory(MemoryStore::default()), None, None)
         } else {
-            let redis_err = |e: redis::RedisError| GatewayError::Redis {
-                url: config.redis.url.clone(),
-                message: e.to_string(),
-            };
+            let redis_err =
+                |e: redis::RedisError| GatewayError::Redis { url: config.redis.url.clone(), message: e.to_string() };
             let client = redis::Client::open(config.redis.url.as_str()).map_err(redis_err)?;
-            let conn = tokio::time::timeout(
-                Duration::from_secs(5),
-                redis::aio::ConnectionManager::new(client.clone()),
-            )
-            .await
-            .map_err(|_| GatewayError::Redis {
-                url: config.redis.url.clone(),
-                message: "timed out".into(),
-            })?
-            .map_err(redis_err)?;
+            let conn = tokio::time::timeout(Duration::from_secs(5), redis::aio::ConnectionManager::new(client.clone()))
+                .await
+                .map_err(|_| GatewayError::Redis { url: config.redis.url.clone(), message: "timed out".into() })?
+                .map_err(redis_err)?;
             let prefix = if config.redis.key_prefix.is_empty() {
                 "rampart:".to_string()
             } else {
                 config.redis.key_prefix.clone()
             };
-            (
-                Store::Redis(RedisStore::new(conn.clone(), &prefix)),
-                Some(RedisBans::new(conn, &prefix)),
-                Some(client),
-            )
+            (Store::Redis(RedisStore::new(conn.clone(), &prefix)), Some(RedisBans::new(conn, &prefix)), Some(client))
         };
         let bans_shared = redis_bans.is_some();
         let bans = BanList::new(opts.audit.clone(), metrics.clone(), redis_bans);
@@ -256,18 +226,16 @@ impl Gateway {
             None => None,
         };
         let tls_acceptor = match &certs {
-            Some(c) => Some(Arc::new(ArcSwap::from_pointee(TlsAcceptor::from(
-                tls::server_config(&config.tls, c.clone())?,
-            )))),
+            Some(c) => {
+                Some(Arc::new(ArcSwap::from_pointee(TlsAcceptor::from(tls::server_config(&config.tls, c.clone())?))))
+            }
             None => None,
         };
         let token = match &admin {
-            Some(_) => Some(admin::load_or_create_token(&data_dir).map_err(|source| {
-                GatewayError::DataDir {
-                    path: data_dir.join("admin.token"),
-                    source,
-                }
-            })?),
+            Some(_) => Some(
+                admin::load_or_create_token(&data_dir)
+                    .map_err(|source| GatewayError::DataDir { path: data_dir.join("admin.token"), source })?,
+            ),
             None => None,
         };
 
@@ -286,39 +254,23 @@ impl Gateway {
         let (shutdown, rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
         if let Some(l) = http {
-            tokio::spawn(server::accept_loop(
-                shared.clone(),
-                l,
-                None,
-                rx.clone(),
-                tracker.clone(),
-            ));
+            tokio::spawn(server::accept_loop(shared.clone(), l, None, rx.clone(), tracker.clone()));
         }
         if let Some(l) = https {
-            tokio::spawn(server::accept_loop(
-                shared.clone(),
-                l,
-                tls_acceptor,
-                rx.clone(),
-                tracker.clone(),
-            ));
+            tokio::spawn(server::accept_loop(shared.clone(), l, tls_acceptor, rx.clone(), tracker.clone()));
         }
         if let (Some(l), Some(t)) = (admin, token) {
             tokio::spawn(admin::serve(shared.clone(), l, t.into(), rx.clone()));
         }
-        let reloader = Arc::new(Reloader {
-            shared: shared.clone(),
-            source: opts.source,
-            certs,
-            data_dir,
-            lock: Mutex::new(()),
-        });
-        tokio::spawn(watch_files(
-            Arc::downgrade(&reloader),
-            opts.watch,
-            opts.poll_interval,
-            rx.clone(),
-        ));
+        let reloader =
+            Arc::new(Reloader { shared: shared.clone(), source: opts.source, certs, data_dir, lock: Mutex::new(()) });
+        // Registered here, before start returns, so a SIGHUP sent as soon as
+        // the gateway reports it is serving reloads instead of killing it.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        #[cfg(not(unix))]
+        let hup = None;
+        tokio::spawn(watch_files(Arc::downgrade(&reloader), opts.watch, opts.poll_interval, hup, rx.clone()));
         tokio::spawn(housekeeping(Arc::downgrade(&shared), rx));
 
         let rt = shared.runtime.load();
@@ -326,26 +278,12 @@ impl Gateway {
             Event::new("configuration", "gateway-started")
                 .kind(Kind::State)
                 .outcome(Outcome::Success)
-                .label(
-                    "listen.http",
-                    http_addr.map(|a| a.to_string()).unwrap_or_default(),
-                )
-                .label(
-                    "listen.https",
-                    https_addr.map(|a| a.to_string()).unwrap_or_default(),
-                )
+                .label("listen.http", http_addr.map(|a| a.to_string()).unwrap_or_default())
+                .label("listen.https", https_addr.map(|a| a.to_string()).unwrap_or_default())
                 .label("routes", rt.routes.len().to_string()),
         );
         drop(rt);
-        Ok(Gateway {
-            shared,
-            http: http_addr,
-            https: https_addr,
-            admin: admin_addr,
-            shutdown,
-            tracker,
-            reloader,
-        })
+        Ok(Gateway { shared, http: http_addr, https: https_addr, admin: admin_addr, shutdown, tracker, reloader })
     }
 
     /// The plain HTTP listener's address.
@@ -382,16 +320,8 @@ impl Gateway {
         self.shared.audit.emit(
             Event::new("configuration", "gateway-stopped")
                 .kind(Kind::State)
-                .outcome(if drained {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure
-                })
-                .reason(if drained {
-                    "all connections finished"
-                } else {
-                    "grace period over; connections cut"
-                }),
+                .outcome(if drained { Outcome::Success } else { Outcome::Failure })
+                .reason(if drained { "all connections finished" } else { "grace period over; connections cut" }),
         );
         self.shared.audit.flush();
     }
@@ -433,21 +363,9 @@ impl Reloader {
             None => old.config.clone(),
         };
         for (key, a, b) in [
-            (
-                "listen",
-                format!("{:?}", old.config.listen),
-                format!("{:?}", config.listen),
-            ),
-            (
-                "redis",
-                format!("{:?}", old.config.redis),
-                format!("{:?}", config.redis),
-            ),
-            (
-                "data_dir",
-                format!("{:?}", old.config.data_dir),
-                format!("{:?}", config.data_dir),
-            ),
+            ("listen", format!("{:?}", old.config.listen), format!("{:?}", config.listen)),
+            ("redis", format!("{:?}", old.config.redis), format!("{:?}", config.redis)),
+            ("data_dir", format!("{:?}", old.config.data_dir), format!("{:?}", config.data_dir)),
         ] {
             if a != b {
                 tracing::warn!(key, "changed; takes effect at the next restart");
@@ -457,12 +375,9 @@ impl Reloader {
         config.listen = old.config.listen.clone();
         config.redis = old.config.redis.clone();
         config.data_dir = old.config.data_dir.clone();
-        let runtime =
-            Runtime::build(config, Some(&old), old.https_port).map_err(|e| e.to_string())?;
+        let runtime = Runtime::build(config, Some(&old), old.https_port).map_err(|e| e.to_string())?;
         if let Some(certs) = &self.certs {
-            certs
-                .reload_if_changed(&runtime.config.tls, &self.data_dir)
-                .map_err(|e| e.to_string())?;
+            certs.reload_if_changed(&runtime.config.tls, &self.data_dir).map_err(|e| e.to_string())?;
         }
         self.shared.runtime.store(Arc::new(runtime));
         Ok(())
@@ -471,17 +386,20 @@ impl Reloader {
 
 /// Reloads when a watched file (configuration, IP lists, certificates)
 /// changes, and on SIGHUP.
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = ();
+
 async fn watch_files(
     reloader: std::sync::Weak<Reloader>,
     config_files: Vec<PathBuf>,
     every: Duration,
+    mut hup: Option<Hangup>,
     mut stop: watch::Receiver<bool>,
 ) {
     let stamp = |files: &[PathBuf]| -> Vec<Option<SystemTime>> {
-        files
-            .iter()
-            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
-            .collect()
+        files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
     };
     let files_now = |r: &Reloader| -> Vec<PathBuf> {
         let mut files = config_files.clone();

@@ -7,9 +7,7 @@ use std::time::Duration;
 use crate::reject::Reason;
 
 /// Upper bounds of the latency histogram, in seconds.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
+const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 /// Counters of everything the gateway does.
 #[derive(Default)]
@@ -33,13 +31,9 @@ impl Metrics {
         let class = usize::from(status / 100).min(5);
         self.responses[class].fetch_add(1, Relaxed);
         let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(LATENCY_BUCKETS.len());
+        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
         self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_sum_us
-            .fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.latency_sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
     }
 
     /// Counts a refusal.
@@ -82,37 +76,19 @@ impl Metrics {
 
     /// A configuration reload was attempted.
     pub fn reload(&self, ok: bool) {
-        if ok {
-            &self.reloads
-        } else {
-            &self.reload_failures
-        }
-        .fetch_add(1, Relaxed);
+        if ok { &self.reloads } else { &self.reload_failures }.fetch_add(1, Relaxed);
     }
 
     /// Renders the Prometheus text format. `extra` adds gauges owned
     /// elsewhere (active bans, upstream health).
     pub fn render(&self, extra: &str) -> String {
         let mut out = String::with_capacity(4096);
-        let _ = writeln!(
-            out,
-            "# HELP rampart_responses_total Responses sent, by status class."
-        );
+        let _ = writeln!(out, "# HELP rampart_responses_total Responses sent, by status class.");
         let _ = writeln!(out, "# TYPE rampart_responses_total counter");
-        for (i, class) in ["other", "1xx", "2xx", "3xx", "4xx", "5xx"]
-            .iter()
-            .enumerate()
-        {
-            let _ = writeln!(
-                out,
-                "rampart_responses_total{{class=\"{class}\"}} {}",
-                self.responses[i].load(Relaxed)
-            );
+        for (i, class) in ["other", "1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+            let _ = writeln!(out, "rampart_responses_total{{class=\"{class}\"}} {}", self.responses[i].load(Relaxed));
         }
-        let _ = writeln!(
-            out,
-            "# HELP rampart_rejections_total Requests and connections refused, by reason."
-        );
+        let _ = writeln!(out, "# HELP rampart_rejections_total Requests and connections refused, by reason.");
         let _ = writeln!(out, "# TYPE rampart_rejections_total counter");
         for (i, r) in Reason::ALL.iter().enumerate() {
             let _ = writeln!(
@@ -122,37 +98,20 @@ impl Metrics {
                 self.rejections[i].load(Relaxed)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP rampart_request_duration_seconds Time from request head to response head."
-        );
+        let _ = writeln!(out, "# HELP rampart_request_duration_seconds Time from request head to response head.");
         let _ = writeln!(out, "# TYPE rampart_request_duration_seconds histogram");
         let mut cumulative = 0;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
             cumulative += self.latency[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "rampart_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
+            let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}");
         }
         cumulative += self.latency[LATENCY_BUCKETS.len()].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "rampart_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "rampart_request_duration_seconds_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ =
+            writeln!(out, "rampart_request_duration_seconds_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "rampart_request_duration_seconds_count {cumulative}");
         for (name, help, kind, value) in [
-            (
-                "rampart_connections_open",
-                "Client connections open now.",
-                "gauge",
-                self.connections_open.load(Relaxed),
-            ),
+            ("rampart_connections_open", "Client connections open now.", "gauge", self.connections_open.load(Relaxed)),
             (
                 "rampart_connections_total",
                 "Client connections accepted.",
@@ -165,12 +124,7 @@ impl Metrics {
                 "counter",
                 self.tls_handshake_failures.load(Relaxed) as i64,
             ),
-            (
-                "rampart_bans_total",
-                "Clients banned.",
-                "counter",
-                self.bans_total.load(Relaxed) as i64,
-            ),
+            ("rampart_bans_total", "Clients banned.", "counter", self.bans_total.load(Relaxed) as i64),
             (
                 "rampart_upstream_failures_total",
                 "Upstream requests that failed.",
@@ -190,10 +144,7 @@ impl Metrics {
                 self.reload_failures.load(Relaxed) as i64,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
         out.push_str(extra);
         out

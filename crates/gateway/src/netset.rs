@@ -23,10 +23,7 @@ impl NetSet {
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        NetSet {
-            v4: merge(v4),
-            v6: merge(v6),
-        }
+        NetSet { v4: merge(v4), v6: merge(v6) }
     }
 
     /// Whether the set holds no network.
@@ -112,13 +109,7 @@ mod tests {
 
     #[test]
     fn merges_overlaps_and_neighbours() {
-        let s = set(&[
-            "10.0.0.0/24",
-            "10.0.1.0/24",
-            "10.0.0.128/25",
-            "0.0.0.0/32",
-            "255.255.255.255/32",
-        ]);
+        let s = set(&["10.0.0.0/24", "10.0.1.0/24", "10.0.0.128/25", "0.0.0.0/32", "255.255.255.255/32"]);
         assert_eq!(s.v4.len(), 3);
         assert!(s.contains("10.0.1.255".parse().unwrap()));
         assert!(s.contains("255.255.255.255".parse().unwrap()));
@@ -129,11 +120,7 @@ mod tests {
     fn agrees_with_a_linear_scan() {
         let mut rng = fastrand::Rng::with_seed(7);
         let nets: Vec<IpNet> = (0..300)
-            .map(|_| {
-                IpNet::new(IpAddr::from(rng.u32(..).to_be_bytes()), rng.u8(8..=32))
-                    .unwrap()
-                    .trunc()
-            })
+            .map(|_| IpNet::new(IpAddr::from(rng.u32(..).to_be_bytes()), rng.u8(8..=32)).unwrap().trunc())
             .collect();
         let s = NetSet::new(&nets);
         for _ in 0..20_000 {

@@ -86,10 +86,7 @@ struct Outcome2<'a> {
 
 impl Handler {
     /// Serves one request. Never fails: every error becomes a response.
-    pub async fn serve(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<ResponseBody>, Infallible> {
+    pub async fn serve(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
         let start = Instant::now();
         let rt = self.shared.runtime.load_full();
         let (mut parts, body) = req.into_parts();
@@ -117,11 +114,7 @@ impl Handler {
                 &request_id,
                 resp.status().as_u16(),
                 start,
-                Outcome2 {
-                    route: "-",
-                    upstream: "-",
-                    reason: "",
-                },
+                Outcome2 { route: "-", upstream: "-", reason: "" },
             );
             return Ok(resp);
         }
@@ -130,17 +123,7 @@ impl Handler {
             Ok(route) => route,
             Err((reason, route_name, extra)) => {
                 return Ok(self
-                    .refuse(
-                        &rt,
-                        &summary,
-                        client,
-                        &host,
-                        &request_id,
-                        reason,
-                        route_name,
-                        extra,
-                        start,
-                    )
+                    .refuse(&rt, &summary, client, &host, &request_id, reason, route_name, extra, start)
                     .await);
             }
         };
@@ -149,24 +132,11 @@ impl Handler {
         // buffer bodies of unannounced size so that an oversized one never
         // starts to reach the upstream.
         let stall = rt.limits.body_read_timeout.get();
-        let announced = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let announced = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let body = if let Some(n) = announced {
             if n > route.max_body {
                 return Ok(self
-                    .refuse(
-                        &rt,
-                        &summary,
-                        client,
-                        &host,
-                        &request_id,
-                        Reason::BodyTooLarge,
-                        &route.name,
-                        None,
-                        start,
-                    )
+                    .refuse(&rt, &summary, client, &host, &request_id, Reason::BodyTooLarge, &route.name, None, start)
                     .await);
             }
             if n == 0 {
@@ -182,17 +152,7 @@ impl Handler {
                 Err(e) => {
                     let reason = body_reason(&e);
                     return Ok(self
-                        .refuse(
-                            &rt,
-                            &summary,
-                            client,
-                            &host,
-                            &request_id,
-                            reason,
-                            &route.name,
-                            None,
-                            start,
-                        )
+                        .refuse(&rt, &summary, client, &host, &request_id, reason, &route.name, None, start)
                         .await);
                 }
             }
@@ -209,8 +169,7 @@ impl Handler {
                 let status = resp.status().as_u16();
                 if (400..500).contains(&status) {
                     let points = rt.bans.config.client_error_score;
-                    self.score(&rt, client, points, "client error from upstream")
-                        .await;
+                    self.score(&rt, client, points, "client error from upstream").await;
                 }
                 self.finish(
                     &rt,
@@ -220,27 +179,13 @@ impl Handler {
                     &request_id,
                     status,
                     start,
-                    Outcome2 {
-                        route: &route.name,
-                        upstream: &backend,
-                        reason: "",
-                    },
+                    Outcome2 { route: &route.name, upstream: &backend, reason: "" },
                 );
                 Ok(resp.map(ResponseBody::Upstream))
             }
-            Err(reason) => Ok(self
-                .refuse(
-                    &rt,
-                    &summary,
-                    client,
-                    &host,
-                    &request_id,
-                    reason,
-                    &route.name,
-                    None,
-                    start,
-                )
-                .await),
+            Err(reason) => {
+                Ok(self.refuse(&rt, &summary, client, &host, &request_id, reason, &route.name, None, start).await)
+            }
         }
     }
 
@@ -254,10 +199,7 @@ impl Handler {
         host: &str,
     ) -> Result<&'r Route, (Reason, &'r str, Option<HeaderMap>)> {
         if let Some(ban) = self.shared.bans.banned(client) {
-            let secs = ban
-                .until_ms
-                .saturating_sub(crate::stage::bans::now_ms())
-                .div_ceil(1000);
+            let secs = ban.until_ms.saturating_sub(crate::stage::bans::now_ms()).div_ceil(1000);
             let mut h = HeaderMap::new();
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             return Err((Reason::Banned, "-", Some(h)));
@@ -271,10 +213,7 @@ impl Handler {
             return Err((r, "-", None));
         }
         let path = parts.uri.path();
-        if let Some(r) = rt.probes.check(
-            path,
-            parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
-        ) {
+        if let Some(r) = rt.probes.check(path, parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes())) {
             return Err((r, "-", None));
         }
         let Some(route) = rt.route(host, path) else {
@@ -331,20 +270,13 @@ impl Handler {
             let (Some(h), Some(b)) = (head.take(), body.take()) else {
                 break;
             };
-            let retry = if attempt + 1 < attempts {
-                b.replayable().map(|rb| (h.clone_head(), rb))
-            } else {
-                None
-            };
+            let retry = if attempt + 1 < attempts { b.replayable().map(|rb| (h.clone_head(), rb)) } else { None };
             let mut h = h;
             let mut uri = http::uri::Parts::default();
             uri.scheme = Some(backend.scheme.clone());
             uri.authority = Some(backend.authority.clone());
-            uri.path_and_query = h
-                .uri
-                .path_and_query()
-                .cloned()
-                .or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+            uri.path_and_query =
+                h.uri.path_and_query().cloned().or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
             h.uri = Uri::from_parts(uri).map_err(|_| Reason::Malformed)?;
             let req = Request::from_parts(h, b);
             match tokio::time::timeout(timeout, pool.client.request(req)).await {
@@ -388,31 +320,18 @@ impl Handler {
             self.shared.audit.emit(
                 Event::new("network", "upstream-ejected")
                     .outcome(Outcome::Failure)
-                    .reason(format!(
-                        "{} failures in a row",
-                        pool.config.passive.failures
-                    ))
+                    .reason(format!("{} failures in a row", pool.config.passive.failures))
                     .label("upstream.pool", pool.name.to_string())
                     .label("upstream.address", b.url.clone()),
             );
         }
     }
 
-    fn prepare_upstream_request(
-        &self,
-        parts: &mut Parts,
-        client: IpAddr,
-        trusted: bool,
-        host: &str,
-        request_id: &str,
-    ) {
+    fn prepare_upstream_request(&self, parts: &mut Parts, client: IpAddr, trusted: bool, host: &str, request_id: &str) {
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
         let peer = if trusted { self.conn.peer } else { client };
-        let xff = match (
-            trusted,
-            h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
-        ) {
+        let xff = match (trusted, h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
             (true, Some(prev)) => format!("{prev}, {peer}"),
             _ => client.to_string(),
         };
@@ -420,10 +339,7 @@ impl Handler {
             h.insert(X_FORWARDED_FOR.clone(), v);
         }
         if !trusted || !h.contains_key(&X_FORWARDED_PROTO) {
-            h.insert(
-                X_FORWARDED_PROTO.clone(),
-                HeaderValue::from_static(if self.conn.tls { "https" } else { "http" }),
-            );
+            h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if self.conn.tls { "https" } else { "http" }));
         }
         if !trusted || !h.contains_key(&X_FORWARDED_HOST) {
             if let Ok(v) = HeaderValue::from_str(host) {
@@ -434,11 +350,7 @@ impl Handler {
             h.insert(X_REQUEST_ID.clone(), v);
         }
         if !h.contains_key(header::HOST) {
-            if let Some(a) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
+            if let Some(a) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
                 h.insert(header::HOST, a);
             }
         }
@@ -507,10 +419,7 @@ impl Handler {
         let mut resp = Response::new(ResponseBody::text(Bytes::from(text)));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert(X_REQUEST_ID.clone(), v);
@@ -518,10 +427,7 @@ impl Handler {
         if let Some(extra) = extra {
             h.extend(extra);
         }
-        if matches!(
-            reason,
-            Reason::BodyTooLarge | Reason::BodyTimeout | Reason::Malformed
-        ) {
+        if matches!(reason, Reason::BodyTooLarge | Reason::BodyTimeout | Reason::Malformed) {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(route) = rt.routes.iter().find(|r| &*r.name == route) {
@@ -535,11 +441,7 @@ impl Handler {
             request_id,
             status.as_u16(),
             start,
-            Outcome2 {
-                route,
-                upstream: "-",
-                reason: reason.as_str(),
-            },
+            Outcome2 { route, upstream: "-", reason: reason.as_str() },
         );
         resp
     }
@@ -599,11 +501,7 @@ impl CloneHead for Parts {
 }
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if let Some(conn) = h
-        .get(header::CONNECTION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    {
+    if let Some(conn) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_string) {
         for name in conn.split(',') {
             if let Ok(n) = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()) {
                 h.remove(n);
@@ -632,9 +530,7 @@ fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or("");
     }
-    host.rsplit_once(':')
-        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host, |(h, _)| h)
+    host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
 }
 
 /// A request id: the trusted proxy's, when it sent a sane one, or 128
@@ -644,8 +540,7 @@ fn request_id(h: &HeaderMap, trusted: bool) -> String {
         if let Some(v) = h.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
             if !v.is_empty()
                 && v.len() <= 128
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             {
                 return v.to_string();
             }
@@ -707,10 +602,7 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_connection_tokens_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         h.insert("x-keep", HeaderValue::from_static("1"));
@@ -727,10 +619,7 @@ mod tests {
         let a = request_id(&h, false);
         assert_eq!(a.len(), 32);
         assert_ne!(a, request_id(&h, false));
-        h.insert(
-            "x-request-id",
-            HeaderValue::from_static("bad id with spaces"),
-        );
+        h.insert("x-request-id", HeaderValue::from_static("bad id with spaces"));
         assert_ne!(request_id(&h, true), "bad id with spaces");
     }
 }

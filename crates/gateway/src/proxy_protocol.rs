@@ -60,35 +60,19 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
 fn parse_v1(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
     let window = &buf[..buf.len().min(V1_MAX)];
     let Some(end) = window.windows(2).position(|w| w == b"\r\n") else {
-        return if buf.len() >= V1_MAX {
-            Err(ProxyError("v1 header too long"))
-        } else {
-            Ok(None)
-        };
+        return if buf.len() >= V1_MAX { Err(ProxyError("v1 header too long")) } else { Ok(None) };
     };
-    let line =
-        std::str::from_utf8(&buf[..end]).map_err(|_| ProxyError("v1 header is not ASCII"))?;
+    let line = std::str::from_utf8(&buf[..end]).map_err(|_| ProxyError("v1 header is not ASCII"))?;
     let mut parts = line.split(' ');
     parts.next(); // "PROXY"
     let header = match parts.next() {
         Some("UNKNOWN") => Header::Local,
         Some(family @ ("TCP4" | "TCP6")) => {
-            let src: IpAddr = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ProxyError("v1 bad source address"))?;
-            let _dst: IpAddr = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ProxyError("v1 bad destination address"))?;
-            let sport: u16 = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ProxyError("v1 bad source port"))?;
-            let _dport: u16 = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ProxyError("v1 bad destination port"))?;
+            let src: IpAddr = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyError("v1 bad source address"))?;
+            let _dst: IpAddr =
+                parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyError("v1 bad destination address"))?;
+            let sport: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyError("v1 bad source port"))?;
+            let _dport: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or(ProxyError("v1 bad destination port"))?;
             if parts.next().is_some() || (family == "TCP4") != src.is_ipv4() {
                 return Err(ProxyError("v1 malformed"));
             }
@@ -127,10 +111,7 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
                 let a = body.get(..36).ok_or(ProxyError("v2 short IPv6 block"))?;
                 let mut octets = [0u8; 16];
                 octets.copy_from_slice(&a[..16]);
-                Header::Proxied(SocketAddr::new(
-                    Ipv6Addr::from(octets).into(),
-                    u16::from_be_bytes([a[32], a[33]]),
-                ))
+                Header::Proxied(SocketAddr::new(Ipv6Addr::from(octets).into(), u16::from_be_bytes([a[32], a[33]])))
             }
             // UNSPEC or other families: keep the peer address.
             _ => Header::Local,
@@ -147,19 +128,13 @@ pub async fn read_header(stream: &mut TcpStream, timeout: Duration) -> Result<He
         let mut buf = vec![0u8; V2_MAX];
         let mut last = 0;
         loop {
-            let n = stream
-                .peek(&mut buf)
-                .await
-                .map_err(|_| ProxyError("connection failed"))?;
+            let n = stream.peek(&mut buf).await.map_err(|_| ProxyError("connection failed"))?;
             if n == 0 {
                 return Err(ProxyError("connection closed before header"));
             }
             if let Some((header, len)) = parse(&buf[..n])? {
                 let mut sink = vec![0u8; len];
-                stream
-                    .read_exact(&mut sink)
-                    .await
-                    .map_err(|_| ProxyError("connection failed"))?;
+                stream.read_exact(&mut sink).await.map_err(|_| ProxyError("connection failed"))?;
                 return Ok(header);
             }
             if n == last {
@@ -169,9 +144,7 @@ pub async fn read_header(stream: &mut TcpStream, timeout: Duration) -> Result<He
             last = n;
         }
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ProxyError("timed out"))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| ProxyError("timed out"))?
 }
 
 #[cfg(test)]
@@ -180,14 +153,10 @@ mod tests {
 
     #[test]
     fn v1_tcp4_and_tcp6() {
-        let (h, n) = parse(b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\nGET")
-            .unwrap()
-            .unwrap();
+        let (h, n) = parse(b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\nGET").unwrap().unwrap();
         assert_eq!(h, Header::Proxied("192.0.2.1:56324".parse().unwrap()));
         assert_eq!(n, 45);
-        let (h, _) = parse(b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n")
-            .unwrap()
-            .unwrap();
+        let (h, _) = parse(b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n").unwrap().unwrap();
         assert_eq!(h, Header::Proxied("[2001:db8::1]:1".parse().unwrap()));
         let (h, _) = parse(b"PROXY UNKNOWN\r\n").unwrap().unwrap();
         assert_eq!(h, Header::Local);
@@ -200,10 +169,7 @@ mod tests {
         assert!(parse(b"GET / HTTP/1.1\r\n").is_err());
         assert!(parse(b"PROXY TCP4 192.0.2.1 198.51.100.1 99999 443\r\n").is_err());
         assert!(parse(b"PROXY TCP4 2001:db8::1 198.51.100.1 1 443\r\n").is_err());
-        assert!(
-            parse(&[b'P', b'R', b'O', b'X', b'Y', b' ', b'T', b'C', b'P', b'4'].repeat(20))
-                .is_err()
-        );
+        assert!(parse(&[b'P', b'R', b'O', b'X', b'Y', b' ', b'T', b'C', b'P', b'4'].repeat(20)).is_err());
     }
 
     fn v2(cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {

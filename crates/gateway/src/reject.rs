@@ -93,10 +93,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in Reason::ALL {
             assert!(seen.insert(r.as_str()));
-            assert!(r
-                .as_str()
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
     }
 

@@ -48,9 +48,7 @@ impl Route {
         let host_ok = self.hosts.is_empty()
             || self.hosts.iter().any(|h| match h {
                 HostMatch::Exact(e) => host.eq_ignore_ascii_case(e),
-                HostMatch::Suffix(s) => {
-                    host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
-                }
+                HostMatch::Suffix(s) => host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s),
             });
         host_ok && prefix_matches(&self.prefix, path)
     }
@@ -92,17 +90,10 @@ pub struct Runtime {
 impl Runtime {
     /// Compiles `config`, reusing pools of `previous` whose configuration
     /// did not change (keeping their connections and health state).
-    pub fn build(
-        config: Config,
-        previous: Option<&Runtime>,
-        https_port: Option<u16>,
-    ) -> Result<Self, ConfigError> {
+    pub fn build(config: Config, previous: Option<&Runtime>, https_port: Option<u16>) -> Result<Self, ConfigError> {
         let mut pools = HashMap::new();
         for (name, up) in &config.upstreams {
-            let reuse = previous
-                .and_then(|p| p.pools.get(name))
-                .filter(|p| p.config == *up)
-                .cloned();
+            let reuse = previous.and_then(|p| p.pools.get(name)).filter(|p| p.config == *up).cloned();
             let pool = match reuse {
                 Some(p) => p,
                 None => {
@@ -115,22 +106,16 @@ impl Runtime {
             };
             pools.insert(name.clone(), pool);
         }
-        let limits: HashMap<&str, Arc<Limit>> = config
-            .rate_limits
-            .iter()
-            .map(|(n, c)| (n.as_str(), Arc::new(Limit::build(n, c))))
-            .collect();
+        let limits: HashMap<&str, Arc<Limit>> =
+            config.rate_limits.iter().map(|(n, c)| (n.as_str(), Arc::new(Limit::build(n, c)))).collect();
         let mut routes = Vec::new();
         for (i, r) in config.routes.iter().enumerate() {
-            let pool = pools
-                .get(&r.upstream)
-                .cloned()
-                .ok_or_else(|| ConfigError::Invalid {
-                    origin: String::new(),
-                    key: format!("routes[{i}].upstream"),
-                    value: r.upstream.clone(),
-                    expected: "the name of an upstream".into(),
-                })?;
+            let pool = pools.get(&r.upstream).cloned().ok_or_else(|| ConfigError::Invalid {
+                origin: String::new(),
+                key: format!("routes[{i}].upstream"),
+                value: r.upstream.clone(),
+                expected: "the name of an upstream".into(),
+            })?;
             routes.push(Route {
                 name: r.name.as_str().into(),
                 hosts: r
@@ -144,23 +129,13 @@ impl Runtime {
                 prefix: r.path_prefix.clone(),
                 pool,
                 max_body: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
-                limits: r
-                    .rate_limits
-                    .iter()
-                    .filter_map(|n| limits.get(n.as_str()).cloned())
-                    .collect(),
+                limits: r.rate_limits.iter().filter_map(|n| limits.get(n.as_str()).cloned()).collect(),
                 csrf: r.csrf,
                 headers: HeaderPlan::build(&r.headers, &format!("routes[{i}].headers"))?,
             });
         }
         let ip_policy = IpPolicy::build(&config.ip_policy)?;
-        let watched = config
-            .ip_policy
-            .allow_files
-            .iter()
-            .chain(&config.ip_policy.deny_files)
-            .cloned()
-            .collect();
+        let watched = config.ip_policy.allow_files.iter().chain(&config.ip_policy.deny_files).cloned().collect();
         Ok(Runtime {
             routes,
             pools,

@@ -110,14 +110,17 @@ async fn connection(
     let rt = shared.runtime.load_full();
     let peer = canonical(addr.ip());
     let limits = &rt.limits;
-    let _slot =
-        match shared
-            .conns
-            .acquire(peer, limits.max_connections, limits.max_connections_per_ip)
-        {
-            Ok(g) => g,
-            Err(reason) => return refuse_connection(&shared, peer, reason),
-        };
+    let _slot = match shared.conns.acquire(peer, limits.max_connections, limits.max_connections_per_ip) {
+        Ok(g) => g,
+        Err(reason) => {
+            if tls.is_none() {
+                // Plain HTTP: a canned 503 costs one write. (Over TLS it
+                // would cost a handshake, which is what we are refusing.)
+                let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(OVERLOADED)).await;
+            }
+            return refuse_connection(&shared, peer, reason);
+        }
+    };
     shared.metrics.connection_opened();
     let _closed = OnDrop(|| shared.metrics.connection_closed());
     let _ = stream.set_nodelay(true);
@@ -139,11 +142,7 @@ async fn connection(
 
     let activity = Arc::new(AtomicU64::new(0));
     let epoch = Instant::now();
-    let io = Activity {
-        inner: stream,
-        last: activity.clone(),
-        epoch,
-    };
+    let io = Activity { inner: stream, last: activity.clone(), epoch };
     let header_timeout = limits.header_read_timeout.get();
     let idle_timeout = limits.idle_timeout.get();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -166,14 +165,7 @@ async fn connection(
     drop(rt);
 
     let is_tls = tls.is_some();
-    let handler = Arc::new(Handler {
-        shared: shared.clone(),
-        conn: ConnInfo {
-            peer,
-            client,
-            tls: is_tls,
-        },
-    });
+    let handler = Arc::new(Handler { shared: shared.clone(), conn: ConnInfo { peer, client, tls: is_tls } });
     let service = service_fn(move |req| handler.clone().serve(req));
 
     let result = match tls {
@@ -200,14 +192,8 @@ async fn connection(
             .await
         }
         None => {
-            drive(
-                builder.serve_connection(TokioIo::new(io), service),
-                &mut shutdown,
-                &activity,
-                epoch,
-                idle_timeout,
-            )
-            .await
+            drive(builder.serve_connection(TokioIo::new(io), service), &mut shutdown, &activity, epoch, idle_timeout)
+                .await
         }
     };
     if let Err(e) = result {
@@ -232,10 +218,8 @@ where
 {
     tokio::pin!(conn);
     let mut closing = false;
-    let mut check = tokio::time::interval_at(
-        tokio::time::Instant::now() + idle,
-        idle.max(Duration::from_millis(100)) / 2,
-    );
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + idle, idle.max(Duration::from_millis(100)) / 2);
     let mut idle_since_close = None;
     loop {
         tokio::select! {
@@ -297,9 +281,7 @@ fn classify_and_report(shared: &Shared, client: IpAddr, e: &(dyn std::error::Err
     refuse_connection(shared, client, reason);
 }
 
-fn find<'a, T: std::error::Error + 'static>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
+fn find<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(t) = err.downcast_ref::<T>() {
@@ -350,17 +332,12 @@ struct Activity<T> {
 
 impl<T> Activity<T> {
     fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -371,11 +348,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.touch();
@@ -410,11 +383,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
 
 /// Binds a listener with a deep backlog and SO_REUSEADDR.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         let _ = socket.set_only_v6(false);

@@ -67,9 +67,7 @@ pub struct CertResolver {
 
 impl fmt::Debug for CertResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertResolver")
-            .field("names", &self.table.load().exact.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("CertResolver").field("names", &self.table.load().exact.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -97,9 +95,7 @@ impl CertResolver {
     /// `data_dir` (generating it the first time).
     pub fn load(tls: &Tls, data_dir: &Path) -> Result<Arc<Self>, TlsError> {
         let table = build_table(&effective_certificates(tls, data_dir)?)?;
-        Ok(Arc::new(CertResolver {
-            table: ArcSwap::from_pointee(table),
-        }))
+        Ok(Arc::new(CertResolver { table: ArcSwap::from_pointee(table) }))
     }
 
     /// Reloads if a configured file changed (or the list did). Returns
@@ -107,15 +103,9 @@ impl CertResolver {
     pub fn reload_if_changed(&self, tls: &Tls, data_dir: &Path) -> Result<bool, TlsError> {
         let certs = effective_certificates(tls, data_dir)?;
         let current = self.table.load();
-        let wanted: Vec<&Path> = certs
-            .iter()
-            .flat_map(|c| [c.cert.as_path(), c.key.as_path()])
-            .collect();
+        let wanted: Vec<&Path> = certs.iter().flat_map(|c| [c.cert.as_path(), c.key.as_path()]).collect();
         let same_files = wanted.len() == current.files.len()
-            && wanted
-                .iter()
-                .zip(&current.files)
-                .all(|(p, (q, mtime))| *p == q.as_path() && modified(p) == *mtime);
+            && wanted.iter().zip(&current.files).all(|(p, (q, mtime))| *p == q.as_path() && modified(p) == *mtime);
         if same_files {
             return Ok(false);
         }
@@ -125,20 +115,12 @@ impl CertResolver {
 
     /// Files whose change should trigger a reload.
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        self.table
-            .load()
-            .files
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect()
+        self.table.load().files.iter().map(|(p, _)| p.clone()).collect()
     }
 }
 
 /// Builds the rustls server configuration around `resolver`.
-pub fn server_config(
-    tls: &Tls,
-    resolver: Arc<CertResolver>,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(tls: &Tls, resolver: Arc<CertResolver>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if tls.min_version == "1.3" {
         &[&rustls::version::TLS13]
@@ -166,21 +148,12 @@ pub fn self_signed(data_dir: &Path) -> Result<Certificate, TlsError> {
     let dir = data_dir.join("tls");
     let cert = dir.join("self-signed.crt");
     let key = dir.join("self-signed.key");
-    let err = |message: String| TlsError::SelfSigned {
-        dir: dir.clone(),
-        message,
-    };
+    let err = |message: String| TlsError::SelfSigned { dir: dir.clone(), message };
     if !(cert.exists() && key.exists()) {
         std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-        let names = vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ];
-        let generated =
-            rcgen::generate_simple_self_signed(names).map_err(|e| err(e.to_string()))?;
-        write_private(&key, generated.signing_key.serialize_pem().as_bytes())
-            .map_err(|e| err(e.to_string()))?;
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        let generated = rcgen::generate_simple_self_signed(names).map_err(|e| err(e.to_string()))?;
+        write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| err(e.to_string()))?;
         std::fs::write(&cert, generated.cert.pem()).map_err(|e| err(e.to_string()))?;
         tracing::warn!(
             cert = %cert.display(),
@@ -218,14 +191,8 @@ fn build_table(certs: &[Certificate]) -> Result<Table, TlsError> {
         }
         for name in &loaded.names {
             match name.strip_prefix("*.") {
-                Some(parent) => table
-                    .wildcard
-                    .entry(parent.to_string())
-                    .or_insert_with(|| loaded.key.clone()),
-                None => table
-                    .exact
-                    .entry(name.clone())
-                    .or_insert_with(|| loaded.key.clone()),
+                Some(parent) => table.wildcard.entry(parent.to_string()).or_insert_with(|| loaded.key.clone()),
+                None => table.exact.entry(name.clone()).or_insert_with(|| loaded.key.clone()),
             };
         }
         table.files.extend(loaded.files);
@@ -234,10 +201,7 @@ fn build_table(certs: &[Certificate]) -> Result<Table, TlsError> {
 }
 
 fn load_one(c: &Certificate) -> Result<Loaded, TlsError> {
-    let file_err = |path: &Path, message: String| TlsError::File {
-        path: path.to_path_buf(),
-        message,
-    };
+    let file_err = |path: &Path, message: String| TlsError::File { path: path.to_path_buf(), message };
     let cert_mtime = modified(&c.cert);
     let key_mtime = modified(&c.key);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
@@ -247,17 +211,12 @@ fn load_one(c: &Certificate) -> Result<Loaded, TlsError> {
     if chain.is_empty() {
         return Err(file_err(&c.cert, "no CERTIFICATE block found".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&c.key)
-        .map_err(|e| file_err(&c.key, format!("no usable private key: {e}")))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&c.key).map_err(|e| file_err(&c.key, format!("no usable private key: {e}")))?;
     let provider = rustls::crypto::ring::default_provider();
-    let signing = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| file_err(&c.key, e.to_string()))?;
+    let signing = provider.key_provider.load_private_key(key).map_err(|e| file_err(&c.key, e.to_string()))?;
     let certified = CertifiedKey::new(chain.clone(), signing);
-    certified
-        .keys_match()
-        .map_err(|e| file_err(&c.key, format!("does not match {}: {e}", c.cert.display())))?;
+    certified.keys_match().map_err(|e| file_err(&c.key, format!("does not match {}: {e}", c.cert.display())))?;
     let names = names_of(&chain[0]);
     Ok(Loaded {
         key: Arc::new(certified),
@@ -325,10 +284,7 @@ mod tests {
     use super::*;
 
     fn write_cert(dir: &Path, names: &[&str], stem: &str) -> Certificate {
-        let g = rcgen::generate_simple_self_signed(
-            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let g = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let cert = dir.join(format!("{stem}.crt"));
         let key = dir.join(format!("{stem}.key"));
         std::fs::write(&cert, g.cert.pem()).unwrap();
@@ -351,10 +307,7 @@ mod tests {
         CertResolver::load(&tls, dir.path()).unwrap();
         let first = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
         CertResolver::load(&tls, dir.path()).unwrap();
-        assert_eq!(
-            first,
-            std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap()
-        );
+        assert_eq!(first, std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap());
     }
 
     #[test]
@@ -362,27 +315,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.pem");
         std::fs::write(&bad, "not pem").unwrap();
-        let tls = Tls {
-            certificates: vec![Certificate {
-                cert: bad.clone(),
-                key: bad.clone(),
-            }],
-            ..Tls::default()
-        };
-        let e = CertResolver::load(&tls, dir.path())
-            .unwrap_err()
-            .to_string();
+        let tls = Tls { certificates: vec![Certificate { cert: bad.clone(), key: bad.clone() }], ..Tls::default() };
+        let e = CertResolver::load(&tls, dir.path()).unwrap_err().to_string();
         assert!(e.contains("bad.pem"), "{e}");
-        let tls = Tls {
-            certificates: vec![Certificate {
-                cert: dir.path().join("nope.crt"),
-                key: bad,
-            }],
-            ..Tls::default()
-        };
-        let e = CertResolver::load(&tls, dir.path())
-            .unwrap_err()
-            .to_string();
+        let tls =
+            Tls { certificates: vec![Certificate { cert: dir.path().join("nope.crt"), key: bad }], ..Tls::default() };
+        let e = CertResolver::load(&tls, dir.path()).unwrap_err().to_string();
         assert!(e.contains("nope.crt"), "{e}");
     }
 
@@ -391,16 +329,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = write_cert(dir.path(), &["a.example"], "a");
         let b = write_cert(dir.path(), &["b.example"], "b");
-        let tls = Tls {
-            certificates: vec![Certificate {
-                cert: a.cert,
-                key: b.key,
-            }],
-            ..Tls::default()
-        };
-        let e = CertResolver::load(&tls, dir.path())
-            .unwrap_err()
-            .to_string();
+        let tls = Tls { certificates: vec![Certificate { cert: a.cert, key: b.key }], ..Tls::default() };
+        let e = CertResolver::load(&tls, dir.path()).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");
     }
 

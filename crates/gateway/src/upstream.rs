@@ -71,11 +71,7 @@ impl Pool {
                 expected: "a URL such as \"http://127.0.0.1:3000\"".into(),
             };
             let (tls, host, port) = parse_upstream_url(url).ok_or_else(invalid)?;
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host
-            };
+            let host = if host.contains(':') { format!("[{host}]") } else { host };
             let authority = Authority::try_from(format!("{host}:{port}")).map_err(|_| invalid())?;
             backends.push(Backend {
                 url: url.clone(),
@@ -142,10 +138,7 @@ impl Pool {
         let n = b.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if p.failures > 0 && n >= p.failures {
             b.failures.store(0, Ordering::Relaxed);
-            b.ejected_until.store(
-                self.now() + p.eject_for.get().as_millis() as u64,
-                Ordering::Relaxed,
-            );
+            b.ejected_until.store(self.now() + p.eject_for.get().as_millis() as u64, Ordering::Relaxed);
             return true;
         }
         false
@@ -176,9 +169,8 @@ impl Pool {
             }
             for (i, b) in p.backends.iter().enumerate() {
                 let uri = format!("{}://{}{}", b.scheme, b.authority, hc.path);
-                let Ok(req) = http::Request::get(uri)
-                    .header("user-agent", "rampart-health-check")
-                    .body(ProxyBody::Empty)
+                let Ok(req) =
+                    http::Request::get(uri).header("user-agent", "rampart-health-check").body(ProxyBody::Empty)
                 else {
                     continue;
                 };
@@ -192,11 +184,7 @@ impl Pool {
                 } else {
                     b.check_streak.fetch_add(1, Ordering::Relaxed) + 1
                 };
-                let needed = if ok {
-                    hc.healthy_after
-                } else {
-                    hc.unhealthy_after
-                };
+                let needed = if ok { hc.healthy_after } else { hc.unhealthy_after };
                 if streak >= needed.max(1) {
                     b.active_up.store(ok, Ordering::Relaxed);
                     b.check_streak.store(0, Ordering::Relaxed);
@@ -282,20 +270,14 @@ mod tests {
             read_timeout: HumanDuration::secs(1),
             ca_file: None,
             health_check: HealthCheck::default(),
-            passive: PassiveHealth {
-                failures,
-                eject_for: HumanDuration::secs(60),
-            },
+            passive: PassiveHealth { failures, eject_for: HumanDuration::secs(60) },
         };
         Pool::build("p", &cfg, "upstreams.p").unwrap()
     }
 
     #[test]
     fn round_robin_skips_ejected_addresses() {
-        let p = pool(
-            &["http://127.0.0.1:1", "http://127.0.0.1:2", "http://[::1]:3"],
-            2,
-        );
+        let p = pool(&["http://127.0.0.1:1", "http://127.0.0.1:2", "http://[::1]:3"], 2);
         let picks: Vec<usize> = (0..6).map(|_| p.pick(None)).collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
         assert!(!p.failure(1));

@@ -15,16 +15,9 @@ const LIMITED: &str = "[rate_limits.ip]\nrate = 2\nper = \"1s\"\nburst = 3\n[rat
 async fn rate_limit_answers_429_with_retry_after_and_ratelimit_headers() {
     let up = Upstream::start("a").await;
     let g = gateway(&up.url(), &format!("[bans]\nenabled = false\n{LIMITED}")).await;
-    let statuses: Vec<u16> = futures_util::future::join_all((0..5).map(|_| get(g.http(), "/")))
-        .await
-        .iter()
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        3,
-        "{statuses:?}"
-    );
+    let statuses: Vec<u16> =
+        futures_util::future::join_all((0..5).map(|_| get(g.http(), "/"))).await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
     let r = get(g.http(), "/").await;
     assert_eq!(r.status, 429);
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -44,39 +37,17 @@ async fn rate_limit_by_api_key_header() {
     let up = Upstream::start("a").await;
     let g = gateway(&up.url(), &format!("[bans]\nenabled = false\n{LIMITED}")).await;
     let key = |k: &'static str| [("x-api-key", k)];
-    assert_eq!(
-        request(g.http(), "GET", "/api/x", &key("alpha"), "")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        request(g.http(), "GET", "/api/x", &key("alpha"), "")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        request(g.http(), "GET", "/api/x", &key("alpha"), "")
-            .await
-            .status,
-        429
-    );
-    assert_eq!(
-        request(g.http(), "GET", "/api/x", &key("beta"), "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(request(g.http(), "GET", "/api/x", &key("alpha"), "").await.status, 200);
+    assert_eq!(request(g.http(), "GET", "/api/x", &key("alpha"), "").await.status, 200);
+    assert_eq!(request(g.http(), "GET", "/api/x", &key("alpha"), "").await.status, 429);
+    assert_eq!(request(g.http(), "GET", "/api/x", &key("beta"), "").await.status, 200);
 }
 
 #[tokio::test]
 async fn two_gateways_share_one_rate_limit_through_redis() {
     let up = Upstream::start("a").await;
-    let redis = format!(
-        "[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{}\"\n[bans]\nenabled = false\n",
-        redis_prefix()
-    );
+    let redis =
+        format!("[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{}\"\n[bans]\nenabled = false\n", redis_prefix());
     let extra = format!("{redis}{LIMITED}");
     let a = gateway(&up.url(), &extra).await;
     let b = gateway(&up.url(), &extra).await;
@@ -98,79 +69,31 @@ async fn probes_and_scanners_get_a_client_banned_and_the_ban_expires() {
     let from = "127.0.0.20";
     let r = request_from(from, g.http(), "GET", "/.env", &[], "").await;
     assert_eq!(r.status, 404);
-    assert_eq!(
-        request_from(from, g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        request_from(from, g.http(), "GET", "/.git/config", &[], "")
-            .await
-            .status,
-        404
-    );
+    assert_eq!(request_from(from, g.http(), "GET", "/", &[], "").await.status, 200);
+    assert_eq!(request_from(from, g.http(), "GET", "/.git/config", &[], "").await.status, 404);
     let r = request_from(from, g.http(), "GET", "/", &[], "").await;
     assert_eq!(r.status, 403);
     assert_eq!(r.headers["retry-after"], "1");
     assert!(r.body.contains("banned"));
     // Others are not affected.
-    assert_eq!(
-        request_from("127.0.0.21", g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(request_from("127.0.0.21", g.http(), "GET", "/", &[], "").await.status, 200);
     // A scanner's user agent alone is enough.
-    let r = request_from(
-        "127.0.0.22",
-        g.http(),
-        "GET",
-        "/",
-        &[("user-agent", "sqlmap/1.7")],
-        "",
-    )
-    .await;
+    let r = request_from("127.0.0.22", g.http(), "GET", "/", &[("user-agent", "sqlmap/1.7")], "").await;
     assert_eq!(r.status, 403);
-    assert_eq!(
-        request_from("127.0.0.22", g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        403
-    );
+    assert_eq!(request_from("127.0.0.22", g.http(), "GET", "/", &[], "").await.status, 403);
 
-    let ban = g
-        .events()
-        .into_iter()
-        .find(|e| e["event"]["action"] == "client-banned" && e["source"]["ip"] == from)
-        .unwrap();
+    let ban =
+        g.events().into_iter().find(|e| e["event"]["action"] == "client-banned" && e["source"]["ip"] == from).unwrap();
     assert_eq!(ban["event"]["kind"], "alert");
-    assert!(
-        ban["event"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("probe_path"),
-        "{ban}"
-    );
+    assert!(ban["event"]["reason"].as_str().unwrap().contains("probe_path"), "{ban}");
     assert_eq!(
-        up.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.path.starts_with("/."))
-            .count(),
+        up.seen.lock().unwrap().iter().filter(|s| s.path.starts_with("/.")).count(),
         0,
         "probes never reach the app"
     );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        request_from(from, g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        200,
-        "the ban expired"
-    );
+    assert_eq!(request_from(from, g.http(), "GET", "/", &[], "").await.status, 200, "the ban expired");
 }
 
 #[tokio::test]
@@ -179,11 +102,7 @@ async fn floods_of_refused_requests_lead_to_a_ban() {
     let g = gateway(&up.url(), &format!("[bans]\nthreshold = 5\n{LIMITED}")).await;
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        statuses.push(
-            request_from("127.0.0.23", g.http(), "GET", "/", &[], "")
-                .await
-                .status,
-        );
+        statuses.push(request_from("127.0.0.23", g.http(), "GET", "/", &[], "").await.status);
     }
     assert_eq!(&statuses[..3], &[200, 200, 200]);
     assert!(statuses.contains(&429));
@@ -193,34 +112,21 @@ async fn floods_of_refused_requests_lead_to_a_ban() {
 #[tokio::test]
 async fn bans_are_shared_through_redis_and_managed_by_the_admin_api() {
     let up = Upstream::start("a").await;
-    let extra = format!("[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{}\"\n[bans]\nthreshold = 10\nduration = \"30s\"\n", redis_prefix());
+    let extra = format!(
+        "[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{}\"\n[bans]\nthreshold = 10\nduration = \"30s\"\n",
+        redis_prefix()
+    );
     let a = gateway(&up.url(), &extra).await;
     let b = gateway(&up.url(), &extra).await;
     let from = "127.0.0.30";
-    assert_eq!(
-        request_from(from, a.http(), "GET", "/.env", &[], "")
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        request_from(from, b.http(), "GET", "/wp-login.php", &[], "")
-            .await
-            .status,
-        404
-    );
+    assert_eq!(request_from(from, a.http(), "GET", "/.env", &[], "").await.status, 404);
+    assert_eq!(request_from(from, b.http(), "GET", "/wp-login.php", &[], "").await.status, 404);
     // Scored on both, banned on both (pub/sub carries the ban).
     let mut banned_on = (false, false);
     for _ in 0..40 {
         banned_on = (
-            request_from(from, a.http(), "GET", "/", &[], "")
-                .await
-                .status
-                == 403,
-            request_from(from, b.http(), "GET", "/", &[], "")
-                .await
-                .status
-                == 403,
+            request_from(from, a.http(), "GET", "/", &[], "").await.status == 403,
+            request_from(from, b.http(), "GET", "/", &[], "").await.status == 403,
         );
         if banned_on == (true, true) {
             break;
@@ -228,12 +134,8 @@ async fn bans_are_shared_through_redis_and_managed_by_the_admin_api() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(banned_on, (true, true));
-    let bans_events = a
-        .events()
-        .into_iter()
-        .chain(b.events())
-        .filter(|e| e["event"]["action"] == "client-banned")
-        .count();
+    let bans_events =
+        a.events().into_iter().chain(b.events()).filter(|e| e["event"]["action"] == "client-banned").count();
     assert_eq!(bans_events, 1, "one ban, made once");
 
     // The admin API needs the token.
@@ -246,22 +148,11 @@ async fn bans_are_shared_through_redis_and_managed_by_the_admin_api() {
     assert_eq!(list[0]["ip"], from);
 
     // Lifting it on one replica lifts it everywhere.
-    let r = request(
-        a.admin(),
-        "DELETE",
-        &format!("/bans/{from}"),
-        &[("authorization", &auth)],
-        "",
-    )
-    .await;
+    let r = request(a.admin(), "DELETE", &format!("/bans/{from}"), &[("authorization", &auth)], "").await;
     assert_eq!(r.status, 200);
     let mut free = false;
     for _ in 0..40 {
-        if request_from(from, b.http(), "GET", "/", &[], "")
-            .await
-            .status
-            == 200
-        {
+        if request_from(from, b.http(), "GET", "/", &[], "").await.status == 200 {
             free = true;
             break;
         }
@@ -282,83 +173,31 @@ async fn bans_are_shared_through_redis_and_managed_by_the_admin_api() {
     assert_eq!(r.status, 201, "{}", r.body);
     let mut seen = false;
     for _ in 0..40 {
-        if request_from("127.0.0.31", a.http(), "GET", "/", &[], "")
-            .await
-            .status
-            == 403
-        {
+        if request_from("127.0.0.31", a.http(), "GET", "/", &[], "").await.status == 403 {
             seen = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen);
-    let r = request(
-        b.admin(),
-        "POST",
-        "/bans",
-        &[("authorization", &auth_b)],
-        "{not json",
-    )
-    .await;
+    let r = request(b.admin(), "POST", "/bans", &[("authorization", &auth_b)], "{not json").await;
     assert_eq!(r.status, 400);
 }
 
 #[tokio::test]
 async fn csrf_refuses_cross_site_state_changes() {
     let up = Upstream::start("a").await;
-    let extra = "[upstreams.app]\naddresses = [\"{UP}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\ncsrf = true\n";
+    let extra =
+        "[upstreams.app]\naddresses = [\"{UP}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\ncsrf = true\n";
     let g = gateway(&up.url(), extra).await;
     let host = ("host", "bank.example");
     assert_eq!(request(g.http(), "GET", "/", &[host], "").await.status, 200);
-    assert_eq!(
-        request(
-            g.http(),
-            "POST",
-            "/pay",
-            &[host, ("origin", "http://bank.example")],
-            "a=1"
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        request(
-            g.http(),
-            "POST",
-            "/pay",
-            &[host, ("sec-fetch-site", "same-origin")],
-            "a=1"
-        )
-        .await
-        .status,
-        200
-    );
-    let r = request(
-        g.http(),
-        "POST",
-        "/pay",
-        &[host, ("origin", "http://evil.example")],
-        "a=1",
-    )
-    .await;
+    assert_eq!(request(g.http(), "POST", "/pay", &[host, ("origin", "http://bank.example")], "a=1").await.status, 200);
+    assert_eq!(request(g.http(), "POST", "/pay", &[host, ("sec-fetch-site", "same-origin")], "a=1").await.status, 200);
+    let r = request(g.http(), "POST", "/pay", &[host, ("origin", "http://evil.example")], "a=1").await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("cross site"));
-    assert_eq!(
-        request(g.http(), "DELETE", "/pay", &[host], "")
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        up.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.path == "/pay")
-            .count(),
-        2
-    );
+    assert_eq!(request(g.http(), "DELETE", "/pay", &[host], "").await.status, 403);
+    assert_eq!(up.seen.lock().unwrap().iter().filter(|s| s.path == "/pay").count(), 2);
     g.wait_event("cross_site_request").await;
 }

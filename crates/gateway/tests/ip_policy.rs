@@ -12,10 +12,7 @@ async fn refused(from: &str, addr: std::net::SocketAddr) -> bool {
     let mut s = connect_from(from, addr).await;
     let _ = s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
     let mut buf = Vec::new();
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
+    matches!(tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_)))
 }
 
 #[tokio::test]
@@ -23,27 +20,13 @@ async fn deny_and_allow_lists() {
     let up = Upstream::start("a").await;
     let g = gateway(&up.url(), "[ip_policy]\ndeny = [\"127.0.0.5/32\"]\n").await;
     assert!(refused("127.0.0.5", g.http()).await);
-    assert_eq!(
-        request_from("127.0.0.6", g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(request_from("127.0.0.6", g.http(), "GET", "/", &[], "").await.status, 200);
     let e = g.wait_event("ip_denied").await;
     assert_eq!(e["source"]["ip"], "127.0.0.5");
 
-    let g = gateway(
-        &up.url(),
-        "[ip_policy]\nallow = [\"127.0.0.7/32\", \"::1/128\"]\n",
-    )
-    .await;
+    let g = gateway(&up.url(), "[ip_policy]\nallow = [\"127.0.0.7/32\", \"::1/128\"]\n").await;
     assert!(refused("127.0.0.8", g.http()).await);
-    assert_eq!(
-        request_from("127.0.0.7", g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(request_from("127.0.0.7", g.http(), "GET", "/", &[], "").await.status, 200);
 }
 
 #[tokio::test]
@@ -52,17 +35,8 @@ async fn deny_file_is_reloaded_when_it_changes() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("deny.txt");
     std::fs::write(&list, "# nobody yet\n").unwrap();
-    let g = gateway(
-        &up.url(),
-        &format!("[ip_policy]\ndeny_files = [{list:?}]\n"),
-    )
-    .await;
-    assert_eq!(
-        request_from("127.0.0.9", g.http(), "GET", "/", &[], "")
-            .await
-            .status,
-        200
-    );
+    let g = gateway(&up.url(), &format!("[ip_policy]\ndeny_files = [{list:?}]\n")).await;
+    assert_eq!(request_from("127.0.0.9", g.http(), "GET", "/", &[], "").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(&list, "127.0.0.9\n").unwrap();
     let mut denied = false;
@@ -74,41 +48,19 @@ async fn deny_file_is_reloaded_when_it_changes() {
         }
     }
     assert!(denied, "the changed list file was not applied");
-    assert!(g
-        .events()
-        .iter()
-        .any(|e| e["event"]["action"] == "config-reloaded"));
+    assert!(g.events().iter().any(|e| e["event"]["action"] == "config-reloaded"));
 }
 
 #[tokio::test]
 async fn forwarded_client_address_is_policed_only_from_trusted_proxies() {
     let up = Upstream::start("a").await;
-    let g = gateway(
-        &up.url(),
-        "[ip_policy]\ntrusted_proxies = [\"127.0.0.10/32\"]\ndeny = [\"203.0.113.0/24\"]\n",
-    )
-    .await;
+    let g =
+        gateway(&up.url(), "[ip_policy]\ntrusted_proxies = [\"127.0.0.10/32\"]\ndeny = [\"203.0.113.0/24\"]\n").await;
     // Through the trusted proxy, the real client is denied (403 per request).
-    let r = request_from(
-        "127.0.0.10",
-        g.http(),
-        "GET",
-        "/",
-        &[("x-forwarded-for", "203.0.113.50")],
-        "",
-    )
-    .await;
+    let r = request_from("127.0.0.10", g.http(), "GET", "/", &[("x-forwarded-for", "203.0.113.50")], "").await;
     assert_eq!(r.status, 403);
     // From anyone else the header is ignored: no way to spoof or frame.
-    let r = request_from(
-        "127.0.0.11",
-        g.http(),
-        "GET",
-        "/",
-        &[("x-forwarded-for", "203.0.113.50")],
-        "",
-    )
-    .await;
+    let r = request_from("127.0.0.11", g.http(), "GET", "/", &[("x-forwarded-for", "203.0.113.50")], "").await;
     assert_eq!(r.status, 200);
     assert_eq!(up.last().headers["x-forwarded-for"], "127.0.0.11");
 }
@@ -126,16 +78,12 @@ async fn proxy_protocol_v1_and_v2_from_trusted_peers() {
     let g = start_with(dir, cfg).await;
 
     let mut s = connect_from("127.0.0.12", g.http()).await;
-    s.write_all(b"PROXY TCP4 192.0.2.44 10.0.0.1 40000 80\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"PROXY TCP4 192.0.2.44 10.0.0.1 40000 80\r\n").await.unwrap();
     assert_eq!(send(s, "GET", "/v1", &[], "").await.status, 200);
     assert_eq!(up.last().headers["x-forwarded-for"], "192.0.2.44");
 
     let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
-    v2.extend_from_slice(&[
-        0x21, 0x11, 0, 12, 192, 0, 2, 45, 10, 0, 0, 1, 0x9c, 0x40, 0, 80,
-    ]);
+    v2.extend_from_slice(&[0x21, 0x11, 0, 12, 192, 0, 2, 45, 10, 0, 0, 1, 0x9c, 0x40, 0, 80]);
     let mut s = connect_from("127.0.0.12", g.http()).await;
     s.write_all(&v2).await.unwrap();
     assert_eq!(send(s, "GET", "/v2", &[], "").await.status, 200);
@@ -143,23 +91,16 @@ async fn proxy_protocol_v1_and_v2_from_trusted_peers() {
 
     // The proxied client address is what the IP policy judges.
     let mut s = connect_from("127.0.0.12", g.http()).await;
-    s.write_all(b"PROXY TCP4 198.51.100.66 10.0.0.1 40000 80\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"PROXY TCP4 198.51.100.66 10.0.0.1 40000 80\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
     let mut buf = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await.unwrap().unwrap_or(0);
     assert_eq!(n, 0);
 
     // A peer that is not trusted cannot send a PROXY header: it is just a
     // malformed request to us.
     let resp = {
         let mut s = connect_from("127.0.0.13", g.http()).await;
-        s.write_all(b"PROXY TCP4 192.0.2.1 10.0.0.1 1 80\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(b"PROXY TCP4 192.0.2.1 10.0.0.1 1 80\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
         String::from_utf8_lossy(&buf).into_owned()

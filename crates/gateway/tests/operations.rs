@@ -19,21 +19,12 @@ async fn health_readiness_and_metrics() {
     get(g.http(), &format!("/{}", "x".repeat(9000))).await;
     let m = get(g.admin(), "/metrics").await;
     assert_eq!(m.status, 200);
-    assert!(
-        m.body.contains("rampart_responses_total{class=\"2xx\"} 1"),
-        "{}",
-        m.body
-    );
-    assert!(m
-        .body
-        .contains("rampart_rejections_total{reason=\"uri_too_long\"} 1"));
+    assert!(m.body.contains("rampart_responses_total{class=\"2xx\"} 1"), "{}", m.body);
+    assert!(m.body.contains("rampart_rejections_total{reason=\"uri_too_long\"} 1"));
     assert!(m.body.contains("rampart_request_duration_seconds_count 2"));
     assert!(m.body.contains("rampart_upstream_healthy{pool=\"app\""));
 
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let extra = format!(
         "[upstreams.app]\naddresses = [\"http://{dead}\"]\npassive = {{ failures = 1, eject_for = \"1m\" }}\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n"
     );
@@ -55,20 +46,13 @@ async fn access_log_has_one_json_line_per_request_without_query_strings() {
     let mut lines = Vec::new();
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        lines = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
+        lines = std::fs::read_to_string(&path).unwrap_or_default().lines().map(str::to_string).collect();
         if lines.len() == 3 {
             break;
         }
     }
     assert_eq!(lines.len(), 3);
-    let v: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let v: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(v[0]["url"]["path"], "/a");
     assert!(!lines[0].contains("secret"));
     assert_eq!(v[1]["user_agent"]["original"], "tester/1");
@@ -121,11 +105,7 @@ async fn config_file_reload_under_load_loses_no_request() {
     }
     for i in 0..6 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (target, header) = if i % 2 == 0 {
-            (b.url(), "SAMEORIGIN")
-        } else {
-            (a.url(), "DENY")
-        };
+        let (target, header) = if i % 2 == 0 { (b.url(), "SAMEORIGIN") } else { (a.url(), "DENY") };
         write(&target, header);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -136,24 +116,11 @@ async fn config_file_reload_under_load_loses_no_request() {
     for w in workers {
         w.await.unwrap();
     }
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "of {} requests",
-        done.load(Ordering::Relaxed)
-    );
-    assert!(
-        a.count() > 10 && b.count() > 10,
-        "a={} b={}",
-        a.count(),
-        b.count()
-    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "of {} requests", done.load(Ordering::Relaxed));
+    assert!(a.count() > 10 && b.count() > 10, "a={} b={}", a.count(), b.count());
     let r = get(addr, "/").await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.headers["x-frame-options"], "DENY",
-        "last good configuration stays"
-    );
+    assert_eq!(r.headers["x-frame-options"], "DENY", "last good configuration stays");
     gw.shared().audit.flush();
     let events = std::fs::read_to_string(dir.path().join("audit/events.jsonl")).unwrap();
     assert!(events.matches("\"config-reloaded\"").count() >= 5);

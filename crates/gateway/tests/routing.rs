@@ -32,10 +32,7 @@ async fn forwards_with_x_forwarded_headers_and_request_id() {
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
     assert_eq!(seen.headers["x-forwarded-host"], "shop.example");
     assert_eq!(seen.headers["host"], "shop.example");
-    assert!(
-        seen.headers.get("x-drop").is_none(),
-        "Connection-listed header forwarded"
-    );
+    assert!(seen.headers.get("x-drop").is_none(), "Connection-listed header forwarded");
     let id = seen.headers["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(id.len(), 32);
     assert_eq!(r.headers["x-request-id"], id.as_str());
@@ -44,20 +41,12 @@ async fn forwards_with_x_forwarded_headers_and_request_id() {
 #[tokio::test]
 async fn trusted_proxy_forwarding_headers_are_kept_and_extended() {
     let up = Upstream::start("a").await;
-    let g = gateway(
-        &up.url(),
-        "[ip_policy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
-    )
-    .await;
+    let g = gateway(&up.url(), "[ip_policy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n").await;
     let r = request(
         g.http(),
         "GET",
         "/",
-        &[
-            ("x-forwarded-for", "203.0.113.7"),
-            ("x-forwarded-proto", "https"),
-            ("x-request-id", "lb-42"),
-        ],
+        &[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-proto", "https"), ("x-request-id", "lb-42")],
         "",
     )
     .await;
@@ -81,24 +70,9 @@ async fn routes_by_host_and_path_prefix() {
     );
     let g = gateway("unused", &extra).await;
     let host = |h: &'static str| [("host", h)];
-    assert_eq!(
-        request(g.http(), "GET", "/v1/users", &host("api.example.com"), "")
-            .await
-            .body,
-        "ok from api"
-    );
-    assert_eq!(
-        request(g.http(), "GET", "/v2/users", &host("api.example.com"), "")
-            .await
-            .body,
-        "ok from web"
-    );
-    assert_eq!(
-        request(g.http(), "GET", "/", &host("www.example.com:8080"), "")
-            .await
-            .body,
-        "ok from web"
-    );
+    assert_eq!(request(g.http(), "GET", "/v1/users", &host("api.example.com"), "").await.body, "ok from api");
+    assert_eq!(request(g.http(), "GET", "/v2/users", &host("api.example.com"), "").await.body, "ok from web");
+    assert_eq!(request(g.http(), "GET", "/", &host("www.example.com:8080"), "").await.body, "ok from web");
     let r = request(g.http(), "GET", "/", &host("other.org"), "").await;
     assert_eq!(r.status, 404);
     assert!(r.body.contains("no route"));
@@ -109,10 +83,7 @@ async fn round_robin_and_passive_ejection_of_a_dead_address() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     // A port nobody listens on.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let extra = format!(
         "[upstreams.app]\naddresses = [\"{}\", \"{}\", \"http://{dead}\"]\npassive = {{ failures = 1, eject_for = \"60s\" }}\n\
          [[routes]]\nname = \"app\"\nupstream = \"app\"\n",
@@ -125,17 +96,8 @@ async fn round_robin_and_passive_ejection_of_a_dead_address() {
         assert_eq!(get(g.http(), "/").await.status, 200);
     }
     assert_eq!(a.count() + b.count(), 12);
-    assert!(
-        a.count() >= 4 && b.count() >= 4,
-        "a={} b={}",
-        a.count(),
-        b.count()
-    );
-    let ejected = g
-        .events()
-        .into_iter()
-        .filter(|e| e["event"]["action"] == "upstream-ejected")
-        .count();
+    assert!(a.count() >= 4 && b.count() >= 4, "a={} b={}", a.count(), b.count());
+    let ejected = g.events().into_iter().filter(|e| e["event"]["action"] == "upstream-ejected").count();
     assert_eq!(ejected, 1, "the dead address is ejected once");
 }
 
@@ -154,18 +116,12 @@ async fn active_health_checks_take_an_address_out_and_back() {
     let g = gateway("unused", &extra).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let metrics = get(g.admin(), "/metrics").await.body;
-    assert!(
-        metrics.contains(&format!("address=\"http://{b_addr}\"}} 0")),
-        "{metrics}"
-    );
+    assert!(metrics.contains(&format!("address=\"http://{b_addr}\"}} 0")), "{metrics}");
     // The address comes back when it answers its health check.
     let b = Upstream::serve("b", tokio::net::TcpListener::bind(b_addr).await.unwrap());
     tokio::time::sleep(Duration::from_millis(600)).await;
     let metrics = get(g.admin(), "/metrics").await.body;
-    assert!(
-        metrics.contains(&format!("address=\"http://{b_addr}\"}} 1")),
-        "{metrics}"
-    );
+    assert!(metrics.contains(&format!("address=\"http://{b_addr}\"}} 1")), "{metrics}");
     for _ in 0..4 {
         assert_eq!(get(g.http(), "/").await.status, 200);
     }
@@ -174,10 +130,7 @@ async fn active_health_checks_take_an_address_out_and_back() {
 
 #[tokio::test]
 async fn upstream_failures_map_to_502_and_504() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let g = gateway(&format!("http://{dead}"), "").await;
     let r = get(g.http(), "/").await;
     assert_eq!(r.status, 502);

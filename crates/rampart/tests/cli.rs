@@ -30,15 +30,7 @@ impl Drop for Server {
 fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
     let mut child = rampart()
         .current_dir(dir)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,12 +45,7 @@ fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
             let field = |name: &str| -> SocketAddr {
                 let plain: String = strip_ansi(&line);
                 let start = plain.find(&format!("{name}=")).unwrap() + name.len() + 1;
-                plain[start..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap()
+                plain[start..].split_whitespace().next().unwrap().parse().unwrap()
             };
             http = Some(field("http"));
             admin = Some(field("admin"));
@@ -69,12 +56,7 @@ fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
     std::thread::spawn(move || for _ in lines {});
     // The demo banner is printed right after the log line.
     std::thread::sleep(Duration::from_millis(300));
-    Server {
-        child,
-        http: http.expect("serving line"),
-        admin: admin.unwrap(),
-        stdout: String::new(),
-    }
+    Server { child, http: http.expect("serving line"), admin: admin.unwrap(), stdout: String::new() }
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -98,44 +80,22 @@ fn strip_ansi(s: &str) -> String {
 fn http(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    (
-        out.split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0),
-        out,
-    )
+    (out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), out)
 }
 
 #[test]
 fn init_writes_a_starter_file_that_check_config_accepts() {
     let dir = tempfile::tempdir().unwrap();
-    let out = rampart()
-        .current_dir(dir.path())
-        .arg("init")
-        .output()
-        .unwrap();
+    let out = rampart().current_dir(dir.path()).arg("init").output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(dir.path().join("rampart.toml").exists());
-    let again = rampart()
-        .current_dir(dir.path())
-        .arg("init")
-        .output()
-        .unwrap();
+    let again = rampart().current_dir(dir.path()).arg("init").output().unwrap();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    let check = rampart()
-        .current_dir(dir.path())
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let check = rampart().current_dir(dir.path()).arg("check-config").output().unwrap();
     assert!(check.status.success(), "{check:?}");
     assert!(String::from_utf8_lossy(&check.stdout).contains("rampart.toml: ok"));
 }
@@ -145,44 +105,23 @@ fn check_config_names_key_value_and_expectation() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.toml");
     std::fs::write(&f, "[rate_limits.api]\nrate = 5\nburst = 0\n").unwrap();
-    let out = rampart()
-        .args(["check-config", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = rampart().args(["check-config", "--config"]).arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("rate_limits.api.burst = 0: expected an integer of at least 1"),
-        "{err}"
-    );
+    assert!(err.contains("rate_limits.api.burst = 0: expected an integer of at least 1"), "{err}");
 
     std::fs::write(&f, "[limits\nmax_headers = 5\n").unwrap();
-    let out = rampart()
-        .args(["check-config", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = rampart().args(["check-config", "--config"]).arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 
-    let out = rampart()
-        .args(["check-config", "--config"])
-        .arg(dir.path().join("missing.toml"))
-        .output()
-        .unwrap();
+    let out = rampart().args(["check-config", "--config"]).arg(dir.path().join("missing.toml")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 
-    let out = rampart()
-        .args(["check-config", "--upstream", "ftp://x"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = rampart().args(["check-config", "--upstream", "ftp://x"]).current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("upstreams.default.addresses[0] = ftp://x")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upstreams.default.addresses[0] = ftp://x"));
 }
 
 #[test]
@@ -192,10 +131,7 @@ fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
     let (status, resp) = http(server.http, "/api/hello");
     assert_eq!(status, 200, "{resp}");
     assert!(resp.contains("x-content-type-options: nosniff"));
-    assert!(
-        !resp.contains("x-powered-by"),
-        "the demo app's version leak is removed"
-    );
+    assert!(!resp.contains("x-powered-by"), "the demo app's version leak is removed");
     let statuses: Vec<u16> = (0..20).map(|_| http(server.http, "/api/hello").0).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(http(server.http, "/.env").0, 404);
@@ -207,11 +143,7 @@ fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
 
     // The operator sees and lifts the ban.
     let admin = server.admin.to_string();
-    let list = rampart()
-        .current_dir(dir.path())
-        .args(["bans", "list", "--admin-listen", &admin])
-        .output()
-        .unwrap();
+    let list = rampart().current_dir(dir.path()).args(["bans", "list", "--admin-listen", &admin]).output().unwrap();
     assert!(list.status.success(), "{list:?}");
     assert!(String::from_utf8_lossy(&list.stdout).contains("127.0.0.1"));
     let rm = rampart()
@@ -225,11 +157,7 @@ fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
 
     // SIGTERM: a clean stop.
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();
     let status = loop {
         if let Some(s) = server.child.try_wait().unwrap() {
@@ -240,35 +168,23 @@ fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
     };
     assert!(status.success());
     let mut out = String::new();
-    server
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    server.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     server.stdout = out;
     assert!(server.stdout.contains("demo app"), "{}", server.stdout);
-    let events =
-        std::fs::read_to_string(dir.path().join("rampart-data/audit/events.jsonl")).unwrap();
-    for action in [
-        "gateway-started",
-        "request-rejected",
-        "client-banned",
-        "client-unbanned",
-        "gateway-stopped",
-    ] {
-        assert!(
-            events.contains(&format!("\"{action}\"")),
-            "{action} missing"
-        );
+    let events = std::fs::read_to_string(dir.path().join("rampart-data/audit/events.jsonl")).unwrap();
+    for action in ["gateway-started", "request-rejected", "client-banned", "client-unbanned", "gateway-stopped"] {
+        assert!(events.contains(&format!("\"{action}\"")), "{action} missing");
     }
 }
 
 #[test]
 fn sighup_reloads_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rampart.toml"), "[upstreams.app]\naddresses = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("rampart.toml"),
+        "[upstreams.app]\naddresses = [\"http://127.0.0.1:9\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n",
+    )
+    .unwrap();
     let server = serve(dir.path(), &[]);
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
@@ -289,16 +205,8 @@ fn sighup_reloads_the_configuration() {
 #[test]
 fn start_up_errors_have_their_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("rampart.toml"),
-        "[listen]\nhttp = \"not-an-address\"\n",
-    )
-    .unwrap();
-    let out = rampart()
-        .current_dir(dir.path())
-        .arg("serve")
-        .output()
-        .unwrap();
+    std::fs::write(dir.path().join("rampart.toml"), "[listen]\nhttp = \"not-an-address\"\n").unwrap();
+    let out = rampart().current_dir(dir.path()).arg("serve").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen.http = not-an-address"));
 
@@ -306,20 +214,11 @@ fn start_up_errors_have_their_exit_codes() {
     let addr = busy.local_addr().unwrap().to_string();
     let out = rampart()
         .current_dir(tempfile::tempdir().unwrap().path())
-        .args([
-            "serve",
-            "--listen",
-            &addr,
-            "--tls-listen",
-            "",
-            "--admin-listen",
-            "",
-        ])
+        .args(["serve", "--listen", &addr, "--tls-listen", "", "--admin-listen", ""])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains(&format!("listen.http = {addr}: cannot listen")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("listen.http = {addr}: cannot listen")));
 }
 
 #[test]
@@ -334,10 +233,7 @@ fn two_processes_share_bans_through_redis() {
                 let mut s = s;
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = s.read(&mut buf) {
-                    if n == 0
-                        || s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                            .is_err()
-                    {
+                    if n == 0 || s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
                         break;
                     }
                 }
@@ -368,7 +264,11 @@ fn two_processes_share_bans_through_redis() {
     }
     assert!(banned, "the ban made by one process reached the other");
     // One rate limit for both processes: a burst of 4 between them.
-    let limited = config.replace("[bans]\nthreshold = 10\n", "[bans]\nenabled = false\n[rate_limits.ip]\nrate = 1\nper = \"1m\"\nburst = 4\n")
+    let limited = config
+        .replace(
+            "[bans]\nthreshold = 10\n",
+            "[bans]\nenabled = false\n[rate_limits.ip]\nrate = 1\nper = \"1m\"\nburst = 4\n",
+        )
         .replace("upstream = \"app\"\n", "upstream = \"app\"\nrate_limits = [\"ip\"]\n")
         .replace(&prefix, &format!("{prefix}rl:"));
     let (d3, d4) = (dir.path().join("three"), dir.path().join("four"));
@@ -380,7 +280,5 @@ fn two_processes_share_bans_through_redis() {
     let four = serve(&d4, &[]);
     let passed = (0..8).filter(|i| http(if i % 2 == 0 { three.http } else { four.http }, "/").0 == 200).count();
     assert_eq!(passed, 4);
-    let _ = std::process::Command::new("redis-cli")
-        .args(["--scan", "--pattern", &format!("{prefix}*")])
-        .output();
+    let _ = std::process::Command::new("redis-cli").args(["--scan", "--pattern", &format!("{prefix}*")]).output();
 }

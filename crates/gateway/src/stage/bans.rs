@@ -52,10 +52,7 @@ pub struct BanPolicy {
 impl BanPolicy {
     /// Compiles `[bans]`.
     pub fn build(config: &Config) -> Self {
-        BanPolicy {
-            config: config.clone(),
-            exempt: NetSet::new(&config.exempt),
-        }
+        BanPolicy { config: config.clone(), exempt: NetSet::new(&config.exempt) }
     }
 
     fn duration_for(&self, count: u32) -> Duration {
@@ -89,10 +86,7 @@ pub struct BanList {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl BanList {
@@ -124,11 +118,7 @@ impl BanList {
     pub fn list(&self) -> Vec<Ban> {
         let now = now_ms();
         let bans = self.bans.read().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<Ban> = bans
-            .values()
-            .filter(|b| b.until_ms > now)
-            .cloned()
-            .collect();
+        let mut v: Vec<Ban> = bans.values().filter(|b| b.until_ms > now).cloned().collect();
         v.sort_by_key(|b| b.until_ms);
         v
     }
@@ -142,22 +132,13 @@ impl BanList {
             return;
         }
         let reached = match &self.redis {
-            Some(r) => r
-                .score(ip, points, c.window.get())
-                .await
-                .is_some_and(|s| s >= c.threshold),
+            Some(r) => r.score(ip, points, c.window.get()).await.is_some_and(|s| s >= c.threshold),
             None => {
                 let now = now_ms();
                 let mut scores = lock(&self.scores);
-                let s = scores.entry(ip).or_insert(Score {
-                    points: 0,
-                    window_end_ms: 0,
-                });
+                let s = scores.entry(ip).or_insert(Score { points: 0, window_end_ms: 0 });
                 if s.window_end_ms <= now {
-                    *s = Score {
-                        points: 0,
-                        window_end_ms: now + c.window.get().as_millis() as u64,
-                    };
+                    *s = Score { points: 0, window_end_ms: now + c.window.get().as_millis() as u64 };
                 }
                 s.points = s.points.saturating_add(points);
                 let reached = s.points >= c.threshold;
@@ -179,13 +160,7 @@ impl BanList {
 
     /// Bans `ip` for `duration`, or for the policy's duration for its
     /// repeat count when `None`. Returns the ban in force.
-    pub async fn ban(
-        &self,
-        ip: IpAddr,
-        duration: Option<Duration>,
-        reason: &str,
-        policy: &BanPolicy,
-    ) -> Option<Ban> {
+    pub async fn ban(&self, ip: IpAddr, duration: Option<Duration>, reason: &str, policy: &BanPolicy) -> Option<Ban> {
         let ip = canonical(ip);
         let ban = match &self.redis {
             Some(r) => {
@@ -201,10 +176,7 @@ impl BanList {
                 let count = {
                     let mut history = lock(&self.history);
                     let memory = policy.config.memory.get().as_millis() as u64;
-                    let h = history.entry(ip).or_insert(History {
-                        bans: 0,
-                        last_ms: 0,
-                    });
+                    let h = history.entry(ip).or_insert(History { bans: 0, last_ms: 0 });
                     if now.saturating_sub(h.last_ms) > memory {
                         h.bans = 0;
                     }
@@ -213,12 +185,7 @@ impl BanList {
                     h.bans
                 };
                 let d = duration.unwrap_or_else(|| policy.duration_for(count));
-                Ban {
-                    ip,
-                    until_ms: now + d.as_millis() as u64,
-                    count,
-                    reason: reason.to_string(),
-                }
+                Ban { ip, until_ms: now + d.as_millis() as u64, count, reason: reason.to_string() }
             }
         };
         self.insert(ban.clone());
@@ -248,11 +215,8 @@ impl BanList {
         let had = self.remove(ip) || had_remote;
         lock(&self.scores).remove(&ip);
         if had {
-            self.audit.emit(
-                Event::new("intrusion_detection", "client-unbanned")
-                    .outcome(Outcome::Success)
-                    .source_ip(ip),
-            );
+            self.audit
+                .emit(Event::new("intrusion_detection", "client-unbanned").outcome(Outcome::Success).source_ip(ip));
         }
         had
     }
@@ -334,20 +298,12 @@ impl BanList {
 
     fn apply_message(&self, text: &str) {
         let mut parts = text.splitn(5, ' ');
-        match (
-            parts.next(),
-            parts.next().and_then(|s| s.parse::<IpAddr>().ok()),
-        ) {
+        match (parts.next(), parts.next().and_then(|s| s.parse::<IpAddr>().ok())) {
             (Some("ban"), Some(ip)) => {
                 let until_ms = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
                 let count = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1);
                 let reason = parts.next().unwrap_or("").to_string();
-                self.insert(Ban {
-                    ip,
-                    until_ms,
-                    count,
-                    reason,
-                });
+                self.insert(Ban { ip, until_ms, count, reason });
             }
             (Some("unban"), Some(ip)) => {
                 self.remove(ip);
@@ -417,24 +373,12 @@ impl RedisBans {
     async fn score(&self, ip: IpAddr, points: u32, window: Duration) -> Option<u32> {
         let mut conn = self.conn.clone();
         let key = format!("{}score:{ip}", self.prefix);
-        let r: redis::RedisResult<u32> = self
-            .score
-            .key(key)
-            .arg(points)
-            .arg(window.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await;
-        r.map_err(|e| tracing::warn!(error = %e, "redis ban score failed"))
-            .ok()
+        let r: redis::RedisResult<u32> =
+            self.score.key(key).arg(points).arg(window.as_millis() as u64).invoke_async(&mut conn).await;
+        r.map_err(|e| tracing::warn!(error = %e, "redis ban score failed")).ok()
     }
 
-    async fn ban(
-        &self,
-        ip: IpAddr,
-        fixed: Option<Duration>,
-        reason: &str,
-        policy: &BanPolicy,
-    ) -> Option<(bool, Ban)> {
+    async fn ban(&self, ip: IpAddr, fixed: Option<Duration>, reason: &str, policy: &BanPolicy) -> Option<(bool, Ban)> {
         let c = &policy.config;
         let mut conn = self.conn.clone();
         let reason = reason.replace(['\r', '\n'], " ");
@@ -453,9 +397,7 @@ impl RedisBans {
             .arg(ip.to_string())
             .invoke_async(&mut conn)
             .await;
-        let (created, value) = r
-            .map_err(|e| tracing::warn!(error = %e, "redis ban failed"))
-            .ok()?;
+        let (created, value) = r.map_err(|e| tracing::warn!(error = %e, "redis ban failed")).ok()?;
         Some((created == 1, parse_value(ip, &value)?))
     }
 
@@ -466,11 +408,8 @@ impl RedisBans {
             .arg(format!("{}score:{ip}", self.prefix))
             .query_async(&mut conn)
             .await;
-        let _: redis::RedisResult<u32> = redis::cmd("PUBLISH")
-            .arg(self.channel())
-            .arg(format!("unban {ip}"))
-            .query_async(&mut conn)
-            .await;
+        let _: redis::RedisResult<u32> =
+            redis::cmd("PUBLISH").arg(self.channel()).arg(format!("unban {ip}")).query_async(&mut conn).await;
         removed.is_ok_and(|n| n > 0)
     }
 
@@ -499,11 +438,7 @@ impl RedisBans {
         if keys.is_empty() {
             return Some(Vec::new());
         }
-        let values: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .ok()?;
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await.ok()?;
         let strip = format!("{}ban:", self.prefix);
         Some(
             keys.iter()
@@ -519,12 +454,7 @@ fn parse_value(ip: IpAddr, value: &str) -> Option<Ban> {
     let mut parts = value.splitn(3, ' ');
     let until_ms = parts.next()?.parse().ok()?;
     let count = parts.next()?.parse().ok()?;
-    Some(Ban {
-        ip,
-        until_ms,
-        count,
-        reason: parts.next().unwrap_or("").to_string(),
-    })
+    Some(Ban { ip, until_ms, count, reason: parts.next().unwrap_or("").to_string() })
 }
 
 #[cfg(test)]
@@ -539,11 +469,7 @@ mod tests {
     }
 
     fn policy() -> BanPolicy {
-        BanPolicy::build(&Config {
-            threshold: 5,
-            duration: HumanDuration::secs(60),
-            ..Config::default()
-        })
+        BanPolicy::build(&Config { threshold: 5, duration: HumanDuration::secs(60), ..Config::default() })
     }
 
     #[tokio::test]

@@ -26,12 +26,7 @@ pub struct ConnGuard {
 
 impl ConnLimiter {
     /// Takes a slot for `ip`, or says which limit is full.
-    pub fn acquire(
-        self: &Arc<Self>,
-        ip: IpAddr,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Result<ConnGuard, Reason> {
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<ConnGuard, Reason> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= max_total {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Reason::TooManyConnections);
@@ -44,10 +39,7 @@ impl ConnLimiter {
             return Err(Reason::TooManyConnectionsPerIp);
         }
         *n += 1;
-        Ok(ConnGuard {
-            limiter: self.clone(),
-            ip,
-        })
+        Ok(ConnGuard { limiter: self.clone(), ip })
     }
 
     /// Connections open now.
@@ -95,10 +87,7 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let g1 = l.acquire(a, 3, 2).unwrap();
         let _g2 = l.acquire(a, 3, 2).unwrap();
-        assert_eq!(
-            l.acquire(a, 3, 2).err(),
-            Some(Reason::TooManyConnectionsPerIp)
-        );
+        assert_eq!(l.acquire(a, 3, 2).err(), Some(Reason::TooManyConnectionsPerIp));
         let _g3 = l.acquire(b, 3, 2).unwrap();
         assert_eq!(l.acquire(b, 3, 2).err(), Some(Reason::TooManyConnections));
         drop(g1);

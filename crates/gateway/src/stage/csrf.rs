@@ -13,26 +13,19 @@ use crate::reject::Reason;
 /// `Some(CrossSite)` when a state-changing request cannot show it is
 /// same-origin. `scheme` is how the client reached us (`http`/`https`).
 pub fn check(head: &Parts, scheme: &str) -> Option<Reason> {
-    if matches!(
-        head.method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    ) {
+    if matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
         return None;
     }
     let h = &head.headers;
     if let Some(site) = h.get("sec-fetch-site") {
         return (site.as_bytes() != b"same-origin").then_some(Reason::CrossSite);
     }
-    let host = h
-        .get(http::header::HOST)
-        .map(|v| v.as_bytes())
-        .or_else(|| head.uri.authority().map(|a| a.as_str().as_bytes()));
+    let host =
+        h.get(http::header::HOST).map(|v| v.as_bytes()).or_else(|| head.uri.authority().map(|a| a.as_str().as_bytes()));
     let Some(host) = host else {
         return Some(Reason::CrossSite);
     };
-    let source = h
-        .get(http::header::ORIGIN)
-        .or_else(|| h.get(http::header::REFERER));
+    let source = h.get(http::header::ORIGIN).or_else(|| h.get(http::header::REFERER));
     match source {
         Some(v) if same_origin(v.as_bytes(), scheme, host) => None,
         _ => Some(Reason::CrossSite),
@@ -41,20 +34,13 @@ pub fn check(head: &Parts, scheme: &str) -> Option<Reason> {
 
 /// Whether `url` (an Origin or Referer value) has origin `scheme://host`.
 fn same_origin(url: &[u8], scheme: &str, host: &[u8]) -> bool {
-    let Some(rest) = url
-        .strip_prefix(scheme.as_bytes())
-        .and_then(|r| r.strip_prefix(b"://"))
-    else {
+    let Some(rest) = url.strip_prefix(scheme.as_bytes()).and_then(|r| r.strip_prefix(b"://")) else {
         return false;
     };
-    let end = rest
-        .iter()
-        .position(|b| matches!(b, b'/' | b'?' | b'#'))
-        .unwrap_or(rest.len());
+    let end = rest.iter().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
     let authority = &rest[..end];
     authority.eq_ignore_ascii_case(host)
-        || strip_default_port(authority, scheme)
-            .eq_ignore_ascii_case(strip_default_port(host, scheme))
+        || strip_default_port(authority, scheme).eq_ignore_ascii_case(strip_default_port(host, scheme))
 }
 
 fn strip_default_port<'a>(authority: &'a [u8], scheme: &str) -> &'a [u8] {
@@ -67,10 +53,7 @@ mod tests {
     use super::*;
 
     fn head(method: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri("/transfer")
-            .header("host", "bank.example");
+        let mut b = http::Request::builder().method(method).uri("/transfer").header("host", "bank.example");
         for (n, v) in headers {
             b = b.header(*n, *v);
         }
@@ -84,60 +67,15 @@ mod tests {
 
     #[test]
     fn same_origin_passes_and_cross_site_fails() {
-        assert_eq!(
-            check(
-                &head("POST", &[("origin", "https://bank.example")]),
-                "https"
-            ),
-            None
-        );
-        assert_eq!(
-            check(
-                &head("POST", &[("origin", "https://bank.example:443")]),
-                "https"
-            ),
-            None
-        );
-        assert_eq!(
-            check(
-                &head("POST", &[("referer", "https://bank.example/form?x=1")]),
-                "https"
-            ),
-            None
-        );
-        assert_eq!(
-            check(&head("POST", &[("sec-fetch-site", "same-origin")]), "https"),
-            None
-        );
-        assert_eq!(
-            check(
-                &head("POST", &[("origin", "https://evil.example")]),
-                "https"
-            ),
-            Some(Reason::CrossSite)
-        );
-        assert_eq!(
-            check(&head("POST", &[("origin", "http://bank.example")]), "https"),
-            Some(Reason::CrossSite)
-        );
-        assert_eq!(
-            check(
-                &head("POST", &[("origin", "https://bank.example.evil")]),
-                "https"
-            ),
-            Some(Reason::CrossSite)
-        );
-        assert_eq!(
-            check(&head("POST", &[("origin", "null")]), "https"),
-            Some(Reason::CrossSite)
-        );
-        assert_eq!(
-            check(
-                &head("DELETE", &[("sec-fetch-site", "cross-site")]),
-                "https"
-            ),
-            Some(Reason::CrossSite)
-        );
+        assert_eq!(check(&head("POST", &[("origin", "https://bank.example")]), "https"), None);
+        assert_eq!(check(&head("POST", &[("origin", "https://bank.example:443")]), "https"), None);
+        assert_eq!(check(&head("POST", &[("referer", "https://bank.example/form?x=1")]), "https"), None);
+        assert_eq!(check(&head("POST", &[("sec-fetch-site", "same-origin")]), "https"), None);
+        assert_eq!(check(&head("POST", &[("origin", "https://evil.example")]), "https"), Some(Reason::CrossSite));
+        assert_eq!(check(&head("POST", &[("origin", "http://bank.example")]), "https"), Some(Reason::CrossSite));
+        assert_eq!(check(&head("POST", &[("origin", "https://bank.example.evil")]), "https"), Some(Reason::CrossSite));
+        assert_eq!(check(&head("POST", &[("origin", "null")]), "https"), Some(Reason::CrossSite));
+        assert_eq!(check(&head("DELETE", &[("sec-fetch-site", "cross-site")]), "https"), Some(Reason::CrossSite));
         assert_eq!(check(&head("POST", &[]), "https"), Some(Reason::CrossSite));
     }
 }

@@ -63,10 +63,8 @@ fn with_files(inline: &[IpNet], files: &[std::path::PathBuf]) -> Result<Vec<IpNe
 }
 
 fn read_list(path: &Path) -> Result<Vec<IpNet>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     parse_net_list(&text, &path.display().to_string())
 }
 
@@ -101,56 +99,33 @@ mod tests {
 
     fn policy(allow: &[&str], deny: &[&str], trusted: &[&str]) -> IpPolicy {
         let p = |v: &[&str]| v.iter().map(|s| s.parse().unwrap()).collect::<Vec<IpNet>>();
-        IpPolicy::build(&Config {
-            allow: p(allow),
-            deny: p(deny),
-            trusted_proxies: p(trusted),
-            ..Config::default()
-        })
-        .unwrap()
+        IpPolicy::build(&Config { allow: p(allow), deny: p(deny), trusted_proxies: p(trusted), ..Config::default() })
+            .unwrap()
     }
 
     #[test]
     fn deny_wins_and_empty_allow_allows_all() {
         let p = policy(&[], &["192.0.2.0/24"], &[]);
-        assert_eq!(
-            p.check("192.0.2.1".parse().unwrap()),
-            Some(Reason::IpDenied)
-        );
+        assert_eq!(p.check("192.0.2.1".parse().unwrap()), Some(Reason::IpDenied));
         assert_eq!(p.check("198.51.100.1".parse().unwrap()), None);
         let p = policy(&["10.0.0.0/8"], &["10.9.0.0/16"], &[]);
         assert_eq!(p.check("10.1.1.1".parse().unwrap()), None);
         assert_eq!(p.check("10.9.1.1".parse().unwrap()), Some(Reason::IpDenied));
         assert_eq!(p.check("11.0.0.1".parse().unwrap()), Some(Reason::IpDenied));
-        assert_eq!(
-            p.check("2001:db8::1".parse().unwrap()),
-            Some(Reason::IpDenied)
-        );
+        assert_eq!(p.check("2001:db8::1".parse().unwrap()), Some(Reason::IpDenied));
     }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_peers() {
         let p = policy(&[], &[], &["10.0.0.0/8"]);
         let xff = Some(&b"203.0.113.9, 10.1.1.1"[..]);
-        assert_eq!(
-            client_ip("198.51.100.1".parse().unwrap(), xff, &p),
-            "198.51.100.1".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            client_ip("10.2.2.2".parse().unwrap(), xff, &p),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip("198.51.100.1".parse().unwrap(), xff, &p), "198.51.100.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip("10.2.2.2".parse().unwrap(), xff, &p), "203.0.113.9".parse::<IpAddr>().unwrap());
         // A client cannot spoof by prepending: the rightmost untrusted hop wins.
         let spoof = Some(&b"1.1.1.1, 203.0.113.9"[..]);
-        assert_eq!(
-            client_ip("10.2.2.2".parse().unwrap(), spoof, &p),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip("10.2.2.2".parse().unwrap(), spoof, &p), "203.0.113.9".parse::<IpAddr>().unwrap());
         let junk = Some(&b"garbage"[..]);
-        assert_eq!(
-            client_ip("10.2.2.2".parse().unwrap(), junk, &p),
-            "10.2.2.2".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip("10.2.2.2".parse().unwrap(), junk, &p), "10.2.2.2".parse::<IpAddr>().unwrap());
     }
 
     #[test]
@@ -158,22 +133,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("deny.txt");
         std::fs::write(&f, "# bad actors\n198.51.100.0/24\n").unwrap();
-        let p = IpPolicy::build(&Config {
-            deny_files: vec![f.clone()],
-            ..Config::default()
-        })
-        .unwrap();
-        assert_eq!(
-            p.check("198.51.100.3".parse().unwrap()),
-            Some(Reason::IpDenied)
-        );
+        let p = IpPolicy::build(&Config { deny_files: vec![f.clone()], ..Config::default() }).unwrap();
+        assert_eq!(p.check("198.51.100.3".parse().unwrap()), Some(Reason::IpDenied));
         std::fs::write(&f, "198.51.100.0/24\n300.1.1.1\n").unwrap();
-        let e = IpPolicy::build(&Config {
-            deny_files: vec![f],
-            ..Config::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let e = IpPolicy::build(&Config { deny_files: vec![f], ..Config::default() }).unwrap_err().to_string();
         assert!(e.contains("deny.txt:2"), "{e}");
     }
 }

@@ -23,13 +23,7 @@ impl Probes {
     pub fn build(bans: &Bans) -> Self {
         let build = |pats: &[String], kind| {
             (!pats.is_empty())
-                .then(|| {
-                    AhoCorasick::builder()
-                        .ascii_case_insensitive(true)
-                        .start_kind(kind)
-                        .build(pats)
-                        .ok()
-                })
+                .then(|| AhoCorasick::builder().ascii_case_insensitive(true).start_kind(kind).build(pats).ok())
                 .flatten()
         };
         Probes {
@@ -65,23 +59,13 @@ mod tests {
         assert_eq!(p.check("/.git/config", None), Some(Reason::Probe));
         assert_eq!(p.check("/WP-LOGIN.PHP", None), Some(Reason::Probe));
         assert_eq!(p.check("/app/.env", None), None, "prefix only");
-        assert_eq!(
-            p.check("/", Some(b"sqlmap/1.7.2#stable (https://sqlmap.org)")),
-            Some(Reason::Scanner)
-        );
-        assert_eq!(
-            p.check("/", Some(b"Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")),
-            None
-        );
+        assert_eq!(p.check("/", Some(b"sqlmap/1.7.2#stable (https://sqlmap.org)")), Some(Reason::Scanner));
+        assert_eq!(p.check("/", Some(b"Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")), None);
     }
 
     #[test]
     fn empty_lists_match_nothing() {
-        let p = Probes::build(&Bans {
-            probe_paths: vec![],
-            scanner_user_agents: vec![],
-            ..Bans::default()
-        });
+        let p = Probes::build(&Bans { probe_paths: vec![], scanner_user_agents: vec![], ..Bans::default() });
         assert_eq!(p.check("/.env", Some(b"nikto")), None);
     }
 }

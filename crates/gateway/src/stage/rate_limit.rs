@@ -42,12 +42,7 @@ impl Limit {
     /// Compiles `[rate_limits.NAME]` (already validated).
     pub fn build(name: &str, c: &RateLimit) -> Self {
         let interval_us = (c.per.get().as_micros() as u64 / u64::from(c.rate.max(1))).max(1);
-        Limit {
-            name: name.into(),
-            key: c.parsed_key().unwrap_or(RateKey::Ip),
-            interval_us,
-            burst: c.burst().max(1),
-        }
+        Limit { name: name.into(), key: c.parsed_key().unwrap_or(RateKey::Ip), interval_us, burst: c.burst().max(1) }
     }
 }
 
@@ -147,10 +142,7 @@ pub struct MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        MemoryStore {
-            start: Instant::now(),
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-        }
+        MemoryStore { start: Instant::now(), shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
     }
 }
 
@@ -162,9 +154,7 @@ impl MemoryStore {
     fn check(&self, limit: &Limit, subject: Subject) -> Decision {
         use std::hash::BuildHasher;
         let key = (limit.name.clone(), subject);
-        let hash =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .hash_one(&key);
+        let hash = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(&key);
         let shard = &self.shards[(hash as usize) % SHARDS];
         let now = self.now();
         let mut map = lock(shard);
@@ -214,23 +204,14 @@ pub struct RedisStore {
 impl RedisStore {
     /// Uses `conn`; every key starts with `prefix`.
     pub fn new(conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
-        RedisStore {
-            conn,
-            prefix: prefix.to_string(),
-            script: redis::Script::new(GCRA_LUA),
-        }
+        RedisStore { conn, prefix: prefix.to_string(), script: redis::Script::new(GCRA_LUA) }
     }
 
     async fn check(&self, limit: &Limit, subject: &Subject) -> Decision {
         let key = format!("{}rl:{}:{}", self.prefix, limit.name, subject.redis_part());
         let mut conn = self.conn.clone();
-        let result: redis::RedisResult<(i64, i64)> = self
-            .script
-            .key(key)
-            .arg(limit.interval_us)
-            .arg(limit.burst)
-            .invoke_async(&mut conn)
-            .await;
+        let result: redis::RedisResult<(i64, i64)> =
+            self.script.key(key).arg(limit.interval_us).arg(limit.burst).invoke_async(&mut conn).await;
         match result {
             Ok((allowed, used)) => {
                 let now = 1_000_000_000u64;
@@ -238,12 +219,7 @@ impl RedisStore {
             }
             Err(e) => {
                 tracing::warn!(error = %e, limit = %limit.name, "redis rate limit check failed; allowing (fail open)");
-                Decision {
-                    allowed: true,
-                    remaining: limit.burst,
-                    retry_after: Duration::ZERO,
-                    reset: Duration::ZERO,
-                }
+                Decision { allowed: true, remaining: limit.burst, retry_after: Duration::ZERO, reset: Duration::ZERO }
             }
         }
     }
@@ -255,15 +231,7 @@ mod tests {
     use rampart_core::HumanDuration;
 
     fn limit(rate: u32, per_secs: u64, burst: u32) -> Limit {
-        Limit::build(
-            "t",
-            &RateLimit {
-                key: "ip".into(),
-                rate,
-                per: HumanDuration::secs(per_secs),
-                burst: Some(burst),
-            },
-        )
+        Limit::build("t", &RateLimit { key: "ip".into(), rate, per: HumanDuration::secs(per_secs), burst: Some(burst) })
     }
 
     #[test]

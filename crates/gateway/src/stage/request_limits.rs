@@ -35,12 +35,7 @@ impl RequestLimits {
             return Some(Reason::HeadersTooLarge);
         }
         // Name, ": ", value, CRLF: what the head occupied on the wire.
-        let bytes: usize = target
-            + head
-                .headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 4)
-                .sum::<usize>();
+        let bytes: usize = target + head.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
         if bytes > self.max_header_bytes {
             return Some(Reason::HeadersTooLarge);
         }
@@ -62,21 +57,11 @@ mod tests {
 
     #[test]
     fn each_limit_has_its_reason() {
-        let l = RequestLimits {
-            max_uri: 50,
-            max_headers: 3,
-            max_header_bytes: 200,
-        };
+        let l = RequestLimits { max_uri: 50, max_headers: 3, max_header_bytes: 200 };
         assert_eq!(l.check(&parts("/ok", &[])), None);
-        assert_eq!(
-            l.check(&parts(&format!("/{}", "a".repeat(60)), &[])),
-            Some(Reason::UriTooLong)
-        );
+        assert_eq!(l.check(&parts(&format!("/{}", "a".repeat(60)), &[])), Some(Reason::UriTooLong));
         let many: Vec<_> = (0..4).map(|i| ("x-h", i.to_string())).collect();
         assert_eq!(l.check(&parts("/", &many)), Some(Reason::HeadersTooLarge));
-        assert_eq!(
-            l.check(&parts("/", &[("x-big", "v".repeat(300))])),
-            Some(Reason::HeadersTooLarge)
-        );
+        assert_eq!(l.check(&parts("/", &[("x-big", "v".repeat(300))])), Some(Reason::HeadersTooLarge));
     }
 }

@@ -75,26 +75,13 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("upstream saw a request")
+        self.seen.lock().unwrap().last().cloned().expect("upstream saw a request")
     }
 }
 
-async fn answer(
-    name: &str,
-    log: Arc<Mutex<Vec<Seen>>>,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn answer(name: &str, log: Arc<Mutex<Vec<Seen>>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path().to_string();
     log.lock().unwrap().push(Seen {
         method: parts.method.to_string(),
@@ -111,10 +98,8 @@ async fn answer(
     }
     let mut r = Response::new(Full::new(Bytes::from(format!("ok from {name}"))));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert("server", "UpstreamServer/1.2.3".parse().unwrap());
-    r.headers_mut()
-        .insert("x-powered-by", "PHP/5.6".parse().unwrap());
+    r.headers_mut().insert("server", "UpstreamServer/1.2.3".parse().unwrap());
+    r.headers_mut().insert("x-powered-by", "PHP/5.6".parse().unwrap());
     r
 }
 
@@ -138,19 +123,13 @@ impl TestGateway {
     /// Every audit event so far, as JSON.
     pub fn events(&self) -> Vec<serde_json::Value> {
         self.gw.shared().audit.flush();
-        let text =
-            std::fs::read_to_string(self.dir.path().join("audit/events.jsonl")).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        let text = std::fs::read_to_string(self.dir.path().join("audit/events.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     /// Audit events whose `event.reason` is `reason`.
     pub fn events_with_reason(&self, reason: &str) -> Vec<serde_json::Value> {
-        self.events()
-            .into_iter()
-            .filter(|e| e["event"]["reason"] == reason)
-            .collect()
+        self.events().into_iter().filter(|e| e["event"]["reason"] == reason).collect()
     }
 
     /// Waits (up to 3 s) for an event with `event.reason == reason`.
@@ -178,7 +157,9 @@ pub fn config(dir: &std::path::Path, upstream: &str, extra: &str) -> Config {
     );
     let mut text = base + &extra.replace("{UP}", upstream);
     if !text.contains("[[routes]]") {
-        text.push_str(&format!("\n[upstreams.app]\naddresses = [\"{upstream}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n"));
+        text.push_str(&format!(
+            "\n[upstreams.app]\naddresses = [\"{upstream}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\n"
+        ));
     }
     Config::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
@@ -207,13 +188,7 @@ pub struct Resp {
 }
 
 /// One request on a new connection from 127.0.0.1.
-pub async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Resp {
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
     request_from("127.0.0.1", addr, method, path, headers, body).await
 }
 
@@ -241,19 +216,11 @@ pub async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
     socket.connect(addr).await.unwrap()
 }
 
-pub async fn send<S>(
-    stream: S,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Resp
+pub async fn send<S>(stream: S, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let mut b = Request::builder().method(method).uri(path);
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
@@ -266,17 +233,8 @@ where
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
 /// Sends raw bytes and returns everything read until the server closes or
@@ -291,10 +249,7 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
 
 /// The status code of a raw HTTP/1.1 response.
 pub fn status_of(raw: &str) -> u16 {
-    raw.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// A TLS client config that trusts `ca_pem` and offers `alpn`.
@@ -324,9 +279,7 @@ pub fn write_cert(
     names: &[&str],
     stem: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let g =
-        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap();
+    let g = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     let cert = dir.join(format!("{stem}.crt"));
     let key = dir.join(format!("{stem}.key"));
     std::fs::write(&cert, g.cert.pem()).unwrap();

@@ -54,24 +54,15 @@ enum Action {
 pub fn run(args: BansArgs) -> Result<ExitCode, CliError> {
     let config = args.config.load()?;
     if config.listen.admin.is_empty() {
-        return Err(CliError::Other(
-            "listen.admin is disabled; the bans API needs the admin listener".into(),
-        ));
+        return Err(CliError::Other("listen.admin is disabled; the bans API needs the admin listener".into()));
     }
     let token_path = config.data_dir().join("admin.token");
     let token = std::fs::read_to_string(&token_path).map_err(|e| {
-        CliError::Other(format!(
-            "{}: {e} (is `rampart serve` running with this data directory?)",
-            token_path.display()
-        ))
+        CliError::Other(format!("{}: {e} (is `rampart serve` running with this data directory?)", token_path.display()))
     })?;
     let (method, path, body) = match &args.action {
         Action::List => ("GET", "/bans".to_string(), String::new()),
-        Action::Add {
-            ip,
-            duration,
-            reason,
-        } => {
+        Action::Add { ip, duration, reason } => {
             let mut v = serde_json::json!({ "ip": ip });
             if let Some(d) = duration {
                 v["duration"] = d.clone().into();
@@ -83,11 +74,7 @@ pub fn run(args: BansArgs) -> Result<ExitCode, CliError> {
         }
         Action::Remove { ip } => ("DELETE", format!("/bans/{ip}"), String::new()),
     };
-    let admin = config
-        .listen
-        .admin
-        .replace("0.0.0.0", "127.0.0.1")
-        .replace("[::]", "[::1]");
+    let admin = config.listen.admin.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -96,10 +83,7 @@ pub fn run(args: BansArgs) -> Result<ExitCode, CliError> {
         .block_on(call(&admin, method, &path, token.trim(), body))
         .map_err(|e| CliError::Other(format!("admin API at {admin}: {e}")))?;
     if !(200..300).contains(&status) {
-        return Err(CliError::Other(format!(
-            "admin API answered {status}: {}",
-            text.trim()
-        )));
+        return Err(CliError::Other(format!("admin API answered {status}: {}", text.trim())));
     }
     match (&args.action, args.json) {
         (_, true) => println!("{}", text.trim()),

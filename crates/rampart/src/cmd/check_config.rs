@@ -36,11 +36,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
-    let origin = args
-        .config
-        .file()
-        .map(|f| f.display().to_string())
-        .unwrap_or_else(|| "defaults".into());
+    let origin = args.config.file().map(|f| f.display().to_string()).unwrap_or_else(|| "defaults".into());
     println!(
         "{origin}: ok ({} route(s), {} upstream pool(s), {} rate limit(s))",
         config.routes.len(),

@@ -26,17 +26,10 @@ pub struct InitArgs {
 
 pub fn run(args: InitArgs) -> Result<ExitCode, CliError> {
     if args.path.exists() && !args.force {
-        return Err(CliError::Other(format!(
-            "{} exists; use --force to overwrite it",
-            args.path.display()
-        )));
+        return Err(CliError::Other(format!("{} exists; use --force to overwrite it", args.path.display())));
     }
-    std::fs::write(&args.path, STARTER)
-        .map_err(|e| CliError::Other(format!("{}: {e}", args.path.display())))?;
-    println!(
-        "wrote {}; edit [upstreams.app] to point at your app, then run `rampart serve`",
-        args.path.display()
-    );
+    std::fs::write(&args.path, STARTER).map_err(|e| CliError::Other(format!("{}: {e}", args.path.display())))?;
+    println!("wrote {}; edit [upstreams.app] to point at your app, then run `rampart serve`", args.path.display());
     Ok(ExitCode::SUCCESS)
 }
 

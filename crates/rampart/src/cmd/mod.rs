@@ -69,13 +69,7 @@ impl CliError {
 #[derive(Args, Clone, Debug, Default)]
 pub struct ConfigArgs {
     /// Configuration file [default: ./rampart.toml when it exists]
-    #[arg(
-        long,
-        short = 'c',
-        value_name = "FILE",
-        env = "RAMPART_CONFIG",
-        global = true
-    )]
+    #[arg(long, short = 'c', value_name = "FILE", env = "RAMPART_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory (overrides data_dir)
     #[arg(long, value_name = "DIR", global = true)]
@@ -97,11 +91,7 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// The file to read, if any.
     pub fn file(&self) -> Option<PathBuf> {
-        self.config.clone().or_else(|| {
-            Path::new("rampart.toml")
-                .exists()
-                .then(|| PathBuf::from("rampart.toml"))
-        })
+        self.config.clone().or_else(|| Path::new("rampart.toml").exists().then(|| PathBuf::from("rampart.toml")))
     }
 
     /// Reads the file (or the defaults) and applies the overrides.
@@ -125,9 +115,7 @@ impl ConfigArgs {
         if let Some(u) = &self.upstream {
             config.set_catch_all_upstream(u);
         }
-        config
-            .validate()
-            .map_err(|e| e.with_origin("command line"))?;
+        config.validate().map_err(|e| e.with_origin("command line"))?;
         Ok(config)
     }
 }

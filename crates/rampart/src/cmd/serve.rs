@@ -35,15 +35,9 @@ pub struct ServeArgs {
 /// The demo's limits: low enough to hit by hand within a minute.
 fn demo_config(config: &mut Config, demo_url: &str) {
     config.set_catch_all_upstream(demo_url);
-    config.rate_limits.insert(
-        "demo".into(),
-        RateLimit {
-            key: "ip".into(),
-            rate: 5,
-            per: HumanDuration::secs(1),
-            burst: Some(10),
-        },
-    );
+    config
+        .rate_limits
+        .insert("demo".into(), RateLimit { key: "ip".into(), rate: 5, per: HumanDuration::secs(1), burst: Some(10) });
     config.routes[0].rate_limits = vec!["demo".into()];
     config.routes[0].csrf = true;
     config.routes[0].max_body_bytes = Some(1024 * 1024);
@@ -53,9 +47,7 @@ fn demo_config(config: &mut Config, demo_url: &str) {
 pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     let config = args.config.load()?;
     let workers = if config.listen.workers == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     } else {
         config.listen.workers
     };
@@ -70,9 +62,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
 
 async fn serve(args: ServeArgs, mut config: Config) -> Result<ExitCode, CliError> {
     let demo = if config.routes.is_empty() {
-        let addr = rampart_gateway::demo::start()
-            .await
-            .map_err(|e| CliError::Other(format!("demo app: {e}")))?;
+        let addr = rampart_gateway::demo::start().await.map_err(|e| CliError::Other(format!("demo app: {e}")))?;
         let url = format!("http://{addr}");
         demo_config(&mut config, &url);
         Some(url)
@@ -100,8 +90,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> Result<ExitCode, CliError
     opts.watch = args.config.file().into_iter().collect();
     let gateway = Gateway::start(opts).await?;
 
-    let show =
-        |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
+    let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     tracing::info!(http = %show(gateway.http_addr()), https = %show(gateway.https_addr()), admin = %show(gateway.admin_addr()), "rampart is serving");
     if let (Some(url), Some(http)) = (&demo, gateway.http_addr()) {
         print_demo(url, http, gateway.https_addr(), gateway.admin_addr());
@@ -132,18 +121,13 @@ fn print_demo(
          \x20 curl -i {base}/                          # now 403 with Retry-After: you are banned for 60 s\n"
     );
     if let Some(h) = https {
-        println!(
-            "  curl -ik https://127.0.0.1:{}/         # HTTPS with a self-signed certificate",
-            h.port()
-        );
+        println!("  curl -ik https://127.0.0.1:{}/         # HTTPS with a self-signed certificate", h.port());
     }
     if let Some(a) = admin {
         println!("  curl http://{a}/metrics              # Prometheus metrics");
         println!("  rampart bans list                      # who is banned, and why");
     }
-    println!(
-        "\nEvents go to the audit log in the data directory (audit/events.jsonl). Ctrl-C stops.\n"
-    );
+    println!("\nEvents go to the audit log in the data directory (audit/events.jsonl). Ctrl-C stops.\n");
 }
 
 async fn wait_for_stop() {
