@@ -87,6 +87,12 @@ pub enum GatewayError {
         /// Why.
         message: String,
     },
+    /// A worker thread or its event loop could not be started.
+    #[error("cannot start a worker thread: {source}")]
+    Thread {
+        /// Why.
+        source: std::io::Error,
+    },
     /// A file in the data directory could not be written.
     #[error("data directory {}: {source}", path.display())]
     DataDir {
@@ -150,6 +156,7 @@ pub struct Gateway {
     https: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
     tracker: Arc<Tracker>,
     reloader: Arc<Reloader>,
 }
@@ -171,7 +178,7 @@ impl Gateway {
         std::fs::create_dir_all(&data_dir)
             .map_err(|source| GatewayError::DataDir { path: data_dir.clone(), source })?;
 
-        let bind = |key: &'static str, addr: &str| -> Result<Option<tokio::net::TcpListener>, GatewayError> {
+        let bind = |key: &'static str, addr: &str| -> Result<Option<std::net::TcpListener>, GatewayError> {
             if addr.is_empty() {
                 return Ok(None);
             }
@@ -186,7 +193,7 @@ impl Gateway {
         let http = bind("listen.http", &config.listen.http)?;
         let https = bind("listen.https", &config.listen.https)?;
         let admin = bind("listen.admin", &config.listen.admin)?;
-        let addr_of = |l: &Option<tokio::net::TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let addr_of = |l: &Option<std::net::TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
         let (http_addr, https_addr, admin_addr) = (addr_of(&http), addr_of(&https), addr_of(&admin));
 
         let metrics = Arc::new(Metrics::default());
@@ -239,6 +246,7 @@ impl Gateway {
             None => None,
         };
 
+        let workers = runtime::worker_count(&config);
         let runtime = Runtime::build(config, None, https_addr.map(|a| a.port()))?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
@@ -253,13 +261,22 @@ impl Gateway {
 
         let (shutdown, rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
-        if let Some(l) = http {
-            tokio::spawn(server::accept_loop(shared.clone(), l, None, rx.clone(), tracker.clone()));
-        }
-        if let Some(l) = https {
-            tokio::spawn(server::accept_loop(shared.clone(), l, tls_acceptor, rx.clone(), tracker.clone()));
+        let (stop, stop_rx) = watch::channel(false);
+        let listeners: Vec<(std::net::TcpListener, Option<Arc<ArcSwap<TlsAcceptor>>>)> =
+            http.into_iter().map(|l| (l, None)).chain(https.into_iter().map(|l| (l, tls_acceptor.clone()))).collect();
+        for i in 0..workers {
+            let mut mine = Vec::new();
+            for (l, tls) in &listeners {
+                mine.push((l.try_clone().map_err(|source| GatewayError::Thread { source })?, tls.clone()));
+            }
+            let (shared, rx, tracker, stop_rx) = (shared.clone(), rx.clone(), tracker.clone(), stop_rx.clone());
+            std::thread::Builder::new()
+                .name(format!("rampart-worker-{i}"))
+                .spawn(move || worker(i, mine, shared, rx, tracker, stop_rx))
+                .map_err(|source| GatewayError::Thread { source })?;
         }
         if let (Some(l), Some(t)) = (admin, token) {
+            let l = tokio::net::TcpListener::from_std(l).map_err(|source| GatewayError::Thread { source })?;
             tokio::spawn(admin::serve(shared.clone(), l, t.into(), rx.clone()));
         }
         let reloader =
@@ -283,7 +300,7 @@ impl Gateway {
                 .label("routes", rt.routes.len().to_string()),
         );
         drop(rt);
-        Ok(Gateway { shared, http: http_addr, https: https_addr, admin: admin_addr, shutdown, tracker, reloader })
+        Ok(Gateway { shared, http: http_addr, https: https_addr, admin: admin_addr, shutdown, stop, tracker, reloader })
     }
 
     /// The plain HTTP listener's address.
@@ -325,6 +342,46 @@ impl Gateway {
         );
         self.shared.audit.flush();
     }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // Stop accepting and end the worker threads (cutting what is left).
+        let _ = self.shutdown.send(true);
+        let _ = self.stop.send(true);
+    }
+}
+
+/// One worker thread: its own single-threaded event loop and upstream
+/// connections, accepting from its clone of every listener, like an nginx
+/// worker. Runs until the hard stop.
+fn worker(
+    index: usize,
+    listeners: Vec<(std::net::TcpListener, Option<Arc<ArcSwap<TlsAcceptor>>>)>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    tracker: Arc<Tracker>,
+    mut stop: watch::Receiver<bool>,
+) {
+    upstream::set_worker(index);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "cannot start a worker event loop");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        for (l, tls) in listeners {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::spawn(server::accept_loop(shared.clone(), l, tls, shutdown.clone(), tracker.clone()));
+                }
+                Err(e) => tracing::error!(worker = index, error = %e, "cannot register a listener"),
+            }
+        }
+        let _ = stop.wait_for(|s| *s).await;
+    });
 }
 
 impl Reloader {

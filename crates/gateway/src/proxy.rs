@@ -279,7 +279,7 @@ impl Handler {
                 h.uri.path_and_query().cloned().or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
             h.uri = Uri::from_parts(uri).map_err(|_| Reason::Malformed)?;
             let req = Request::from_parts(h, b);
-            match tokio::time::timeout(timeout, pool.client.request(req)).await {
+            match tokio::time::timeout(timeout, pool.client().request(req)).await {
                 Ok(Ok(resp)) => {
                     if matches!(resp.status().as_u16(), 502..=504) {
                         pool.failure(i);

@@ -63,6 +63,14 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }
 
+/// Gateway worker threads for `config`: `listen.workers`, or one per core.
+pub fn worker_count(config: &Config) -> usize {
+    match config.listen.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
 /// Everything a request needs from the configuration.
 pub struct Runtime {
     /// The configuration this was built from.
@@ -97,7 +105,7 @@ impl Runtime {
             let pool = match reuse {
                 Some(p) => p,
                 None => {
-                    let pool = Pool::build(name, up, &format!("upstreams.{name}"))?;
+                    let pool = Pool::build(name, up, &format!("upstreams.{name}"), worker_count(&config))?;
                     if !up.health_check.path.is_empty() {
                         tokio::spawn(Pool::check_loop(Arc::downgrade(&pool)));
                     }

@@ -381,8 +381,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
     }
 }
 
-/// Binds a listener with a deep backlog and SO_REUSEADDR.
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds a listener with a deep backlog and SO_REUSEADDR. Each worker
+/// thread registers a clone of it with its own event loop.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket =
         socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -392,5 +393,5 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }

@@ -21,6 +21,18 @@ use rustls_pki_types::CertificateDer;
 
 use crate::body::ProxyBody;
 
+thread_local! {
+    /// Index of the gateway worker thread running here (`usize::MAX` on
+    /// other threads).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Marks the current thread as gateway worker `i`, so that it uses its
+/// own upstream connections (no cross-thread wake-ups on the hot path).
+pub fn set_worker(i: usize) {
+    WORKER.with(|w| w.set(i));
+}
+
 /// The client type every pool uses.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
@@ -53,15 +65,17 @@ pub struct Pool {
     pub config: Config,
     /// Its addresses.
     pub backends: Vec<Backend>,
-    /// The client with its keep-alive pools.
-    pub client: HttpClient,
+    /// One client (with its keep-alive connections) per worker thread, and
+    /// a last one for everything else (health checks).
+    clients: Vec<HttpClient>,
     next: AtomicUsize,
     epoch: Instant,
 }
 
 impl Pool {
-    /// Builds the pool and its client; `key` names it in errors.
-    pub fn build(name: &str, config: &Config, key: &str) -> Result<Arc<Self>, ConfigError> {
+    /// Builds the pool with a client for each of `workers` threads plus one;
+    /// `key` names it in errors.
+    pub fn build(name: &str, config: &Config, key: &str, workers: usize) -> Result<Arc<Self>, ConfigError> {
         let mut backends = Vec::new();
         for (i, url) in config.addresses.iter().enumerate() {
             let invalid = || ConfigError::Invalid {
@@ -83,15 +97,22 @@ impl Pool {
                 check_streak: AtomicU32::new(0),
             });
         }
-        let client = build_client(config, key)?;
+        let tls = client_tls(config, key)?;
+        let clients = (0..=workers).map(|_| build_client(config, tls.clone())).collect();
         Ok(Arc::new(Pool {
             name: name.into(),
             config: config.clone(),
             backends,
-            client,
+            clients,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
         }))
+    }
+
+    /// The client of the calling thread.
+    pub fn client(&self) -> &HttpClient {
+        let i = WORKER.with(|w| w.get());
+        self.clients.get(i).unwrap_or_else(|| &self.clients[self.clients.len() - 1])
     }
 
     fn now(&self) -> u64 {
@@ -175,7 +196,7 @@ impl Pool {
                     continue;
                 };
                 let ok = matches!(
-                    tokio::time::timeout(hc.timeout.get(), p.client.request(req)).await,
+                    tokio::time::timeout(hc.timeout.get(), p.client().request(req)).await,
                     Ok(Ok(resp)) if resp.status().is_success() || resp.status().is_redirection()
                 );
                 let streak = if ok == b.active_up.load(Ordering::Relaxed) {
@@ -199,7 +220,7 @@ impl Pool {
     }
 }
 
-fn build_client(config: &Config, key: &str) -> Result<HttpClient, ConfigError> {
+fn client_tls(config: &Config, key: &str) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -234,6 +255,10 @@ fn build_client(config: &Config, key: &str) -> Result<HttpClient, ConfigError> {
         })?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Ok(tls)
+}
+
+fn build_client(config: &Config, tls: rustls::ClientConfig) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -244,12 +269,12 @@ fn build_client(config: &Config, key: &str) -> Result<HttpClient, ConfigError> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(https))
+        .build(https)
 }
 
 /// An empty body for requests the gateway makes itself.
@@ -272,7 +297,7 @@ mod tests {
             health_check: HealthCheck::default(),
             passive: PassiveHealth { failures, eject_for: HumanDuration::secs(60) },
         };
-        Pool::build("p", &cfg, "upstreams.p").unwrap()
+        Pool::build("p", &cfg, "upstreams.p", 1).unwrap()
     }
 
     #[test]

@@ -46,15 +46,11 @@ fn demo_config(config: &mut Config, demo_url: &str) {
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     let config = args.config.load()?;
-    let workers = if config.listen.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    } else {
-        config.listen.workers
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    // The control plane (admin API, reloads, health checks, the demo app)
+    // runs here; the gateway starts its own worker threads, one per core
+    // unless listen.workers says otherwise.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("rampart-worker")
         .build()
         .map_err(|e| CliError::Other(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(serve(args, config))
