@@ -501,6 +501,11 @@ impl CloneHead for Parts {
 }
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One pass over the names first: most messages carry none of these,
+    // and comparing standard names is cheaper than hashing eight lookups.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if let Some(conn) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_string) {
         for name in conn.split(',') {
             if let Ok(n) = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()) {

@@ -124,10 +124,16 @@ impl Pool {
     pub fn pick(&self, avoid: Option<usize>) -> usize {
         let n = self.backends.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = self.now();
+        // The clock is read only if some address was ever ejected.
+        let mut now = None;
         for k in 0..n {
             let i = (start + k) % n;
-            if Some(i) != avoid && self.backends[i].healthy(now) {
+            let b = &self.backends[i];
+            if Some(i) == avoid || !b.active_up.load(Ordering::Relaxed) {
+                continue;
+            }
+            let until = b.ejected_until.load(Ordering::Relaxed);
+            if until == 0 || until <= *now.get_or_insert_with(|| self.now()) {
                 return i;
             }
         }
