@@ -6,11 +6,6 @@
 
 mod cmd;
 
-/// mimalloc: the proxy allocates a few small objects per request on each
-/// worker thread; glibc's malloc spent about 5% of the CPU on them.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use clap::Parser;
