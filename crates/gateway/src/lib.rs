@@ -262,18 +262,20 @@ impl Gateway {
         let (shutdown, rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
         let (stop, stop_rx) = watch::channel(false);
-        let listeners: Vec<(std::net::TcpListener, Option<Arc<ArcSwap<TlsAcceptor>>>)> =
-            http.into_iter().map(|l| (l, None)).chain(https.into_iter().map(|l| (l, tls_acceptor.clone()))).collect();
+        let mut hands = Vec::new();
         for i in 0..workers {
-            let mut mine = Vec::new();
-            for (l, tls) in &listeners {
-                mine.push((l.try_clone().map_err(|source| GatewayError::Thread { source })?, tls.clone()));
-            }
-            let (shared, rx, tracker, stop_rx) = (shared.clone(), rx.clone(), tracker.clone(), stop_rx.clone());
+            let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
+            hands.push(tx);
+            let (shared, rx, stop_rx) = (shared.clone(), rx.clone(), stop_rx.clone());
             std::thread::Builder::new()
                 .name(format!("rampart-worker-{i}"))
-                .spawn(move || worker(i, mine, shared, rx, tracker, stop_rx))
+                .spawn(move || worker(i, incoming, shared, rx, stop_rx))
                 .map_err(|source| GatewayError::Thread { source })?;
+        }
+        for (l, tls) in http.into_iter().map(|l| (l, None)).chain(https.into_iter().map(|l| (l, tls_acceptor.clone())))
+        {
+            let l = tokio::net::TcpListener::from_std(l).map_err(|source| GatewayError::Thread { source })?;
+            tokio::spawn(server::accept_loop(l, tls, hands.clone(), rx.clone(), tracker.clone()));
         }
         if let (Some(l), Some(t)) = (admin, token) {
             let l = tokio::net::TcpListener::from_std(l).map_err(|source| GatewayError::Thread { source })?;
@@ -353,15 +355,14 @@ impl Drop for Gateway {
 }
 
 /// One worker thread: its own single-threaded event loop and upstream
-/// connections, accepting from its clone of every listener, like an nginx
-/// worker. Runs until the hard stop.
+/// connections, serving the connections the accept loops hand it, like an
+/// nginx worker. Runs until the hard stop.
 fn worker(
     index: usize,
-    listeners: Vec<(std::net::TcpListener, Option<Arc<ArcSwap<TlsAcceptor>>>)>,
+    incoming: tokio::sync::mpsc::UnboundedReceiver<server::Accepted>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-    tracker: Arc<Tracker>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     upstream::set_worker(index);
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -371,17 +372,7 @@ fn worker(
             return;
         }
     };
-    rt.block_on(async move {
-        for (l, tls) in listeners {
-            match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => {
-                    tokio::spawn(server::accept_loop(shared.clone(), l, tls, shutdown.clone(), tracker.clone()));
-                }
-                Err(e) => tracing::error!(worker = index, error = %e, "cannot register a listener"),
-            }
-        }
-        let _ = stop.wait_for(|s| *s).await;
-    });
+    rt.block_on(server::serve_handed(shared, incoming, shutdown, stop));
 }
 
 impl Reloader {

@@ -66,14 +66,25 @@ impl Tracker {
     }
 }
 
-/// One listener's accept loop.
+/// An accepted connection on its way to a worker.
+pub struct Accepted {
+    stream: std::net::TcpStream,
+    addr: SocketAddr,
+    tls: Option<Arc<TlsAcceptor>>,
+    live: Live,
+}
+
+/// One listener's accept loop: hands connections to the workers in turn,
+/// so each worker serves the same number of connections (a shared listening
+/// socket would let whichever thread wakes first take them, unevenly).
 pub async fn accept_loop(
-    shared: Arc<Shared>,
     listener: TcpListener,
     tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
+    workers: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
     mut shutdown: watch::Receiver<bool>,
     tracker: Arc<Tracker>,
 ) {
+    let mut next = 0usize;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -89,15 +100,36 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let live = tracker.enter();
-        let shared = shared.clone();
-        let tls = tls.as_ref().map(|t| t.load_full());
-        let shutdown = shutdown.clone();
+        let Ok(stream) = stream.into_std() else { continue };
+        let conn = Accepted { stream, addr, tls: tls.as_ref().map(|t| t.load_full()), live: tracker.enter() };
+        if workers.is_empty() {
+            return;
+        }
+        let _ = workers[next % workers.len()].send(conn);
+        next = next.wrapping_add(1);
+    }
+}
+
+/// A worker's side: serves the connections handed to it until `stop`.
+pub async fn serve_handed(
+    shared: Arc<Shared>,
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    shutdown: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let a = tokio::select! {
+            a = incoming.recv() => match a { Some(a) => a, None => break },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok(stream) = TcpStream::from_std(a.stream) else { continue };
+        let (shared, shutdown, live) = (shared.clone(), shutdown.clone(), a.live);
         tokio::spawn(async move {
-            connection(shared, stream, addr, tls, shutdown).await;
+            connection(shared, stream, a.addr, a.tls, shutdown).await;
             drop(live);
         });
     }
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 async fn connection(
@@ -181,17 +213,10 @@ async fn connection(
                     return refuse_connection(&shared, client, Reason::HeaderTimeout);
                 }
             };
-            drive(
-                builder.serve_connection(TokioIo::new(stream), service),
-                &mut shutdown,
-                &activity,
-                idle_timeout,
-            )
-            .await
+            drive(builder.serve_connection(TokioIo::new(stream), service), &mut shutdown, &activity, idle_timeout).await
         }
         None => {
-            drive(builder.serve_connection(TokioIo::new(io), service), &mut shutdown, &activity, idle_timeout)
-                .await
+            drive(builder.serve_connection(TokioIo::new(io), service), &mut shutdown, &activity, idle_timeout).await
         }
     };
     if let Err(e) = result {
@@ -205,7 +230,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// shutdown signal or once no byte moved either way for `idle` (checked
 /// every `idle / 2`, so a quiet connection goes after 1 to 1.5 times
 /// `idle`), and dropping it if it still hangs on for another `idle`.
-async fn drive<C>(conn: C, shutdown: &mut watch::Receiver<bool>, activity: &AtomicU64, idle: Duration) -> Result<(), BoxError>
+async fn drive<C>(
+    conn: C,
+    shutdown: &mut watch::Receiver<bool>,
+    activity: &AtomicU64,
+    idle: Duration,
+) -> Result<(), BoxError>
 where
     C: std::future::Future<Output = Result<(), BoxError>> + GracefulConn,
 {
