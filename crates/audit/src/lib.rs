@@ -1,26 +1,36 @@
-//! Rampart's audit pipeline.
+//! Rampart's audit log: tamper-evident, masked, encrypted at rest.
 //!
-//! Every component hands what it did to an [`AuditLog`] as a
-//! [`rampart_core::Event`]; the log appends it to `audit/events.jsonl` in the
-//! data directory, one JSON object a line, from a writer thread of its own so
-//! that a request never waits on the disk.
-//!
-//! This first version is a plain append-only JSON-lines file. The format that
-//! makes it tamper-evident (hash tree, signed heads, masking, encryption) is
-//! specified separately and replaces the file writer behind the same API.
+//! Every component reports what it did as a [`rampart_core::Event`] to an
+//! [`AuditLog`]. The event is masked ([`mask`]) on the producer's thread,
+//! encoded canonically, then appended by the writer thread with group
+//! commit: encrypted (AES-256-GCM), hashed into a Merkle tree in the style
+//! of RFC 9162 ([`merkle`]) whose root is signed (Ed25519) at regular
+//! intervals. [`verify::verify`] rebuilds the tree and checks every signed
+//! head. The format is specified in `docs/audit-log-format.md`.
 //!
 //! ```
 //! # let dir = tempfile::tempdir().unwrap();
 //! use rampart_core::Event;
 //! let log = rampart_audit::AuditLog::open(dir.path()).unwrap();
-//! log.emit(Event::new("configuration", "config-loaded"));
-//! log.flush();
-//! let lines = std::fs::read_to_string(log.path()).unwrap();
-//! assert!(lines.contains("\"config-loaded\""));
+//! log.append(Event::new("configuration", "config-loaded")).unwrap(); // durable on return
+//! log.flush(); // and covered by a signed tree head
+//! let keys = rampart_audit::Keys::load_or_create(log.dir()).unwrap();
+//! let report = rampart_audit::verify::verify(log.dir(), &keys, &keys.public_key(), None).unwrap();
+//! assert_eq!(report.tree_size, 1);
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod canonical;
+pub mod format;
+pub mod keys;
+pub mod mask;
+pub mod merkle;
+pub mod read;
+pub mod retention;
+pub mod segment;
+pub mod verify;
 mod writer;
 
-pub use writer::{AuditError, AuditLog};
+pub use keys::Keys;
+pub use writer::{AuditError, AuditLog, Options};

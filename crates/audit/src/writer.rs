@@ -1,82 +1,268 @@
-//! The writer thread behind [`AuditLog`].
+//! The writer (docs/audit-log-format.md, section 6): one thread that owns
+//! the open segment, commits events in groups (one write and one sync per
+//! batch), signs tree heads on schedule, rotates segments, takes events
+//! from other processes' inbox files, and applies retention.
+//!
+//! Producers mask and encode on their own thread ([`AuditLog::emit`] and
+//! [`AuditLog::append`]), so the writer only encrypts, hashes and writes.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rampart_core::Event;
+use serde_json::Value;
 
-/// Events that may wait for the writer before new ones are dropped (and
-/// counted): a flood of rejected requests must not grow memory without end.
+use crate::format::{self, Header, SignedHead, FLAG_ENCRYPTED, HEADER_LEN, TYPE_EVENT, TYPE_SEAL, TYPE_STH};
+use crate::keys::{KeyError, Keys};
+use crate::mask::{Action, FieldRule, Masker};
+use crate::merkle::{leaf_hash, Frontier};
+use crate::segment::{self, IndexEntry, Item};
+
+/// Events that may wait for the writer before `emit` drops new ones (and
+/// counts them).
 const QUEUE_CAPACITY: usize = 65_536;
+/// Largest number of events in one group commit.
+const MAX_BATCH: usize = 8192;
 
-/// Why the audit log could not be opened.
+/// Why the audit log could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// The directory or file could not be created or opened.
+    /// A file or directory could not be created, read or written.
     #[error("audit log {}: {source}", path.display())]
-    Open {
+    Io {
         /// The path.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// Another process writes this log.
+    #[error("audit log {}: another process holds the writer lock", path.display())]
+    Locked {
+        /// The audit directory.
+        path: PathBuf,
+    },
+    /// The masking configuration is invalid.
+    #[error("audit.mask: {0}")]
+    Mask(String),
+    /// The existing log cannot be continued.
+    #[error("audit log {}: {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The writer thread has stopped.
+    #[error("audit writer stopped")]
+    Stopped,
+}
+
+/// How to open a log.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Encrypt event records (AES-256-GCM).
+    pub encrypt: bool,
+    /// Extra wait for more events before a group commit.
+    pub batch_window: Duration,
+    /// Sign a tree head after this many events...
+    pub sth_every_events: u64,
+    /// ...or this long after the first unsigned event.
+    pub sth_every: Duration,
+    /// Rotate segments larger than this.
+    pub segment_max_bytes: u64,
+    /// Remove sealed segments older than this (`None`: keep).
+    pub retention_max_age: Option<Duration>,
+    /// Remove sealed segments while the log is larger (`None`: keep).
+    pub retention_max_bytes: Option<u64>,
+    /// Masking rules by field path.
+    pub mask_fields: Vec<(String, String)>,
+    /// Detector actions by name (`redact`, `hash`, `partial`, `off`).
+    pub mask_detectors: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            encrypt: true,
+            batch_window: Duration::ZERO,
+            sth_every_events: 10_000,
+            sth_every: Duration::from_secs(1),
+            segment_max_bytes: 64 << 20,
+            retention_max_age: None,
+            retention_max_bytes: None,
+            mask_fields: Vec::new(),
+            mask_detectors: Default::default(),
+        }
+    }
 }
 
 enum Message {
-    Event(Box<Event>),
+    /// A masked, canonical event and its time.
+    Event { bytes: Vec<u8>, timestamp_ms: u64, seq: Option<u64> },
+    /// Make everything before durable and signed, then answer.
     Flush(SyncSender<()>),
+    /// The last handle is gone: sign what is unsigned and stop.
+    Close,
+}
+
+/// Durability progress shared with producers waiting in `append`.
+#[derive(Default)]
+struct Durable {
+    done: Mutex<u64>,
+    cond: Condvar,
+}
+
+/// Stops the writer when the last handle goes, and waits for it, so the
+/// log can be reopened at once.
+struct Closer {
+    tx: SyncSender<Message>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Message::Close);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A handle to the audit log; cheap to clone, shared by every component.
 #[derive(Clone)]
 pub struct AuditLog {
+    _closer: Arc<Closer>,
     tx: SyncSender<Message>,
-    path: Arc<PathBuf>,
+    order: Arc<Mutex<u64>>,
+    durable: Arc<Durable>,
+    masker: Arc<Masker>,
+    dir: Arc<PathBuf>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) `DATA_DIR/audit/events.jsonl` and starts
-    /// its writer thread.
+    /// Opens (creating if needed) the log in `DATA_DIR/audit/` with default
+    /// options and starts its writer.
     pub fn open(data_dir: &Path) -> Result<Self, AuditError> {
-        let dir = data_dir.join("audit");
-        let path = dir.join("events.jsonl");
-        let open_err = |source| AuditError::Open { path: path.clone(), source };
-        std::fs::create_dir_all(&dir).map_err(open_err)?;
-        restrict_dir(&dir).map_err(open_err)?;
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(open_err)?;
-        restrict_file(&path).map_err(open_err)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
-        let written = Arc::new(AtomicU64::new(0));
-        let w = written.clone();
-        std::thread::Builder::new()
-            .name("rampart-audit".into())
-            .spawn(move || write_loop(rx, file, w))
-            .map_err(open_err)?;
-        Ok(AuditLog { tx, path: Arc::new(path), dropped: Arc::new(AtomicU64::new(0)), written })
+        Self::open_with(data_dir, Options::default())
     }
 
-    /// Queues an event. Never blocks: if the writer is far behind, the event
-    /// is counted in [`AuditLog::dropped`] and a warning is logged.
-    pub fn emit(&self, event: Event) {
-        match self.tx.try_send(Message::Event(Box::new(event))) {
+    /// Opens the log with `options`.
+    pub fn open_with(data_dir: &Path, options: Options) -> Result<Self, AuditError> {
+        let dir = data_dir.join("audit");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AuditError::Io { path, source }
+        };
+        for d in [dir.clone(), segment::segments_dir(&dir), dir.join("inbox")] {
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+            restrict_dir(&d).map_err(io(&d))?;
+        }
+        let lock_path = dir.join("LOCK");
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        match lock.try_lock() {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    tracing::warn!(dropped = n + 1, "audit writer is behind; events dropped");
-                }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let keys = Arc::new(Keys::load_or_create(&dir)?);
+        let masker = Arc::new(build_masker(keys.clone(), &options)?);
+        let mut state = State::recover(&dir, keys, options.clone())?;
+        state.retention();
+        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let durable = Arc::new(Durable::default());
+        let written = Arc::new(AtomicU64::new(0));
+        let (d, w, m) = (durable.clone(), written.clone(), masker.clone());
+        let thread = std::thread::Builder::new()
+            .name("rampart-audit".into())
+            .spawn(move || {
+                let _lock = lock;
+                state.run(rx, d, w, m)
+            })
+            .map_err(io(&dir))?;
+        Ok(AuditLog {
+            _closer: Arc::new(Closer { tx: tx.clone(), thread: Mutex::new(Some(thread)) }),
+            tx,
+            order: Arc::default(),
+            durable,
+            masker,
+            dir: Arc::new(dir),
+            dropped: Arc::default(),
+            written,
+        })
+    }
+
+    /// Queues an event (buffered mode). Never blocks: if the writer is far
+    /// behind, the event is counted in [`AuditLog::dropped`].
+    pub fn emit(&self, event: Event) {
+        let (bytes, timestamp_ms) = self.encode(event.to_json(), event.timestamp);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Message::Event { bytes, timestamp_ms, seq: None })
+        {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n + 1, "audit writer is behind; events dropped");
             }
         }
     }
 
-    /// Waits until every event emitted before this call is written and
-    /// flushed to the file.
+    /// Appends an event and returns once it is durable (synced to disk).
+    pub fn append(&self, event: Event) -> Result<(), AuditError> {
+        let (bytes, ts) = self.encode(event.to_json(), event.timestamp);
+        self.append_encoded(bytes, ts)
+    }
+
+    /// Appends a JSON event (masked here) and returns once it is durable.
+    pub fn append_value(&self, value: Value) -> Result<(), AuditError> {
+        let (bytes, ts) = self.encode(value, SystemTime::now());
+        self.append_encoded(bytes, ts)
+    }
+
+    fn append_encoded(&self, bytes: Vec<u8>, timestamp_ms: u64) -> Result<(), AuditError> {
+        let seq = {
+            // Sequence numbers are taken and sent under one lock, so the
+            // writer sees them in order and can publish "durable up to".
+            let mut next = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            let seq = *next;
+            self.tx.send(Message::Event { bytes, timestamp_ms, seq: Some(seq) }).map_err(|_| AuditError::Stopped)?;
+            *next += 1;
+            seq
+        };
+        let mut done = self.durable.done.lock().unwrap_or_else(|p| p.into_inner());
+        while *done <= seq {
+            let (d, timeout) =
+                self.durable.cond.wait_timeout(done, Duration::from_secs(5)).unwrap_or_else(|p| p.into_inner());
+            done = d;
+            if timeout.timed_out() && *done <= seq && self.tx.try_send(Message::Flush(mpsc::sync_channel(1).0)).is_err()
+            {
+                return Err(AuditError::Stopped);
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&self, mut value: Value, at: SystemTime) -> (Vec<u8>, u64) {
+        if value.get("@timestamp").is_none() {
+            if let Value::Object(m) = &mut value {
+                m.insert("@timestamp".into(), Value::String(rampart_core::event::rfc3339(at)));
+            }
+        }
+        self.masker.mask_value(&mut value);
+        let ts = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        (crate::canonical::to_vec(&value), ts)
+    }
+
+    /// Waits until every event emitted before this call is durable and
+    /// covered by a signed tree head.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::sync_channel(1);
         if self.tx.send(Message::Flush(tx)).is_ok() {
@@ -84,47 +270,435 @@ impl AuditLog {
         }
     }
 
-    /// The file events are appended to.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The audit directory (`DATA_DIR/audit`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Events lost because the writer could not keep up.
+    /// The masker, for other logs that must not hold secrets either (the
+    /// access log).
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// Events lost because the writer could not keep up (buffered mode).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Events written so far.
+    /// Events written by this process so far.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
 }
 
-fn write_loop(rx: Receiver<Message>, file: File, written: Arc<AtomicU64>) {
-    let mut out = BufWriter::with_capacity(64 * 1024, file);
-    while let Ok(first) = rx.recv() {
-        let mut waiters = Vec::new();
-        let mut next = Some(first);
-        // Drain what is queued, then flush once: one write for a burst.
-        while let Some(msg) = next.take() {
-            match msg {
-                Message::Event(e) => {
-                    let line = e.to_json();
-                    if serde_json::to_writer(&mut out, &line).is_ok() && out.write_all(b"\n").is_ok() {
-                        written.fetch_add(1, Ordering::Relaxed);
+fn build_masker(keys: Arc<Keys>, o: &Options) -> Result<Masker, AuditError> {
+    let parse = |what: &str, a: &str| {
+        Action::parse(a).ok_or_else(|| AuditError::Mask(format!("{what} = {a}: expected redact, hash, partial or off")))
+    };
+    let fields = o
+        .mask_fields
+        .iter()
+        .map(|(p, a)| Ok(FieldRule { path: p.clone(), action: parse(&format!("fields.{p}"), a)? }))
+        .collect::<Result<Vec<_>, AuditError>>()?;
+    let detectors = o
+        .mask_detectors
+        .iter()
+        .map(|(k, a)| Ok((k.clone(), parse(&format!("detectors.{k}"), a)?)))
+        .collect::<Result<_, AuditError>>()?;
+    Masker::new(keys, fields, &detectors).map_err(AuditError::Mask)
+}
+
+/// The writer's state.
+struct State {
+    dir: PathBuf,
+    keys: Arc<Keys>,
+    options: Options,
+    frontier: Frontier,
+    file: File,
+    header: Header,
+    offset: u64,
+    index: File,
+    unsigned: u64,
+    first_unsigned: Option<Instant>,
+    last_head_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl State {
+    /// Opens the log: rebuilds the frontier, repairs a torn tail, seals the
+    /// last segment and starts a new one.
+    fn recover(dir: &Path, keys: Arc<Keys>, options: Options) -> Result<State, AuditError> {
+        let corrupt = |path: &Path, message: String| AuditError::Corrupt { path: path.to_path_buf(), message };
+        let mut frontier = match crate::retention::read_base(dir) {
+            Ok(Some(base)) => base.frontier().ok_or_else(|| corrupt(&dir.join("base.json"), "bad frontier".into()))?,
+            Ok(None) => Frontier::new(),
+            Err(e) => return Err(corrupt(&dir.join("base.json"), e)),
+        };
+        let segments = segment::list(dir);
+        let mut last_head_ms = 0;
+        for (i, &n) in segments.iter().enumerate() {
+            let path = segment::segment_path(dir, n);
+            let bytes = std::fs::read(&path).map_err(|source| AuditError::Io { path: path.clone(), source })?;
+            let header = Header::decode(&bytes).map_err(|e| corrupt(&path, e.into()))?;
+            if header.first_leaf != frontier.size() {
+                return Err(corrupt(
+                    &path,
+                    format!("starts at leaf {} but the log has {}", header.first_leaf, frontier.size()),
+                ));
+            }
+            let last = i + 1 == segments.len();
+            let entries = match segment::read_index(dir, n) {
+                Some(e) if !last && index_matches(&bytes, &e) => e,
+                _ => {
+                    let e = segment::rebuild_index(&bytes, &header, &keys);
+                    let _ = segment::write_index(dir, n, &e);
+                    e
+                }
+            };
+            for e in &entries {
+                frontier.push(e.leaf);
+            }
+            if last {
+                // Cut a torn tail, then seal unless already sealed.
+                let (good_end, sealed, head_ms) = tail_state(&bytes, &header, &keys);
+                last_head_ms = head_ms;
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|source| AuditError::Io { path: path.clone(), source })?;
+                if good_end < bytes.len() as u64 {
+                    tracing::warn!(segment = %path.display(), cut = bytes.len() as u64 - good_end, "audit log: torn tail cut after a crash");
+                    f.set_len(good_end)
+                        .and_then(|()| f.sync_data())
+                        .map_err(|source| AuditError::Io { path: path.clone(), source })?;
+                }
+                if !sealed {
+                    let ts = now_ms().max(last_head_ms);
+                    let head = keys.sign(frontier.size(), ts, frontier.root());
+                    let mut rec = Vec::new();
+                    format::encode_record(&mut rec, TYPE_SEAL, &head.encode());
+                    f.seek(SeekFrom::End(0))
+                        .and_then(|_| f.write_all(&rec))
+                        .and_then(|()| f.sync_data())
+                        .map_err(|source| AuditError::Io { path: path.clone(), source })?;
+                    last_head_ms = ts;
+                }
+            }
+        }
+        let next = segments.last().map_or(1, |n| n + 1);
+        let (file, header, index) = create_segment(dir, next, frontier.size(), &keys, options.encrypt)?;
+        Ok(State {
+            dir: dir.to_path_buf(),
+            keys,
+            options,
+            frontier,
+            file,
+            header,
+            offset: HEADER_LEN as u64,
+            index,
+            unsigned: 0,
+            first_unsigned: None,
+            last_head_ms,
+        })
+    }
+
+    fn run(mut self, rx: Receiver<Message>, durable: Arc<Durable>, written: Arc<AtomicU64>, masker: Arc<Masker>) {
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut idx: Vec<u8> = Vec::with_capacity(64 << 10);
+        let mut last_inbox = Instant::now();
+        let mut last_retention = Instant::now();
+        let mut done_seq = 0u64;
+        loop {
+            let wait = match self.first_unsigned {
+                Some(t) => self.options.sth_every.saturating_sub(t.elapsed()).max(Duration::from_millis(1)),
+                None => Duration::from_secs(1),
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.unsigned > 0 {
+                        let _ = self.sign(TYPE_STH);
+                    }
+                    return;
+                }
+            };
+            let mut waiters = Vec::new();
+            let mut closing = false;
+            let mut count = 0usize;
+            let mut max_seq = None;
+            if let Some(first) = first {
+                let mut next = Some(first);
+                let window_end = Instant::now() + self.options.batch_window;
+                loop {
+                    match next.take() {
+                        Some(Message::Event { bytes, timestamp_ms, seq }) => {
+                            self.add(&bytes, timestamp_ms, &mut buf, &mut idx);
+                            count += 1;
+                            if seq.is_some() {
+                                max_seq = seq;
+                            }
+                        }
+                        Some(Message::Flush(w)) => waiters.push(w),
+                        Some(Message::Close) => closing = true,
+                        None => {}
+                    }
+                    if count >= MAX_BATCH || closing {
+                        break;
+                    }
+                    next = match rx.try_recv() {
+                        Ok(m) => Some(m),
+                        Err(_) if Instant::now() < window_end => rx.recv_timeout(window_end - Instant::now()).ok(),
+                        Err(_) => break,
+                    };
+                    if next.is_none() {
+                        break;
                     }
                 }
-                Message::Flush(w) => waiters.push(w),
             }
-            next = rx.try_recv().ok();
-        }
-        if let Err(e) = out.flush().and_then(|()| out.get_ref().sync_data()) {
-            tracing::error!(error = %e, "audit log write failed");
-        }
-        for w in waiters {
-            let _ = w.send(());
+            if last_inbox.elapsed() >= Duration::from_millis(500) {
+                last_inbox = Instant::now();
+                count += self.take_inbox(&masker, &mut buf, &mut idx);
+            }
+            if !buf.is_empty() {
+                if let Err(e) = self.commit(&mut buf, &mut idx) {
+                    tracing::error!(error = %e, "audit log write failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                written.fetch_add(count as u64, Ordering::Relaxed);
+            }
+            if let Some(seq) = max_seq {
+                done_seq = seq + 1;
+                *durable.done.lock().unwrap_or_else(|p| p.into_inner()) = done_seq;
+                durable.cond.notify_all();
+            }
+            let head_due = self.unsigned >= self.options.sth_every_events
+                || self.first_unsigned.is_some_and(|t| t.elapsed() >= self.options.sth_every)
+                || (!waiters.is_empty() && self.unsigned > 0);
+            if head_due {
+                if let Err(e) = self.sign(TYPE_STH) {
+                    tracing::error!(error = %e, "audit log: cannot write a signed tree head");
+                }
+            }
+            if self.offset >= self.options.segment_max_bytes {
+                if let Err(e) = self.rotate() {
+                    tracing::error!(error = %e, "audit log: cannot rotate segment");
+                }
+            }
+            for w in waiters {
+                let _ = w.send(());
+            }
+            if closing {
+                if self.unsigned > 0 {
+                    let _ = self.sign(TYPE_STH);
+                }
+                return;
+            }
+            if last_retention.elapsed() >= Duration::from_secs(60) {
+                last_retention = Instant::now();
+                self.retention();
+            }
+            let _ = done_seq;
         }
     }
+
+    fn add(&mut self, bytes: &[u8], timestamp_ms: u64, buf: &mut Vec<u8>, idx: &mut Vec<u8>) {
+        let leaf = self.frontier.size();
+        let hash = leaf_hash(bytes);
+        let record_offset = self.offset + buf.len() as u64;
+        if self.options.encrypt {
+            let mut body = Vec::with_capacity(bytes.len() + 16);
+            body.extend_from_slice(bytes);
+            self.keys.seal(self.header.nonce_prefix, self.header.segment, leaf, &mut body);
+            format::encode_record(buf, TYPE_EVENT, &body);
+        } else {
+            format::encode_record(buf, TYPE_EVENT, bytes);
+        }
+        self.frontier.push(hash);
+        IndexEntry { leaf: hash, timestamp_ms, offset: record_offset }.encode(idx);
+        self.unsigned += 1;
+        self.first_unsigned.get_or_insert_with(Instant::now);
+    }
+
+    /// One write and one sync for the whole batch.
+    fn commit(&mut self, buf: &mut Vec<u8>, idx: &mut Vec<u8>) -> std::io::Result<()> {
+        self.file.write_all(buf)?;
+        self.file.sync_data()?;
+        self.offset += buf.len() as u64;
+        buf.clear();
+        let _ = self.index.write_all(idx);
+        idx.clear();
+        Ok(())
+    }
+
+    fn sign(&mut self, kind: u8) -> std::io::Result<SignedHead> {
+        let ts = now_ms().max(self.last_head_ms);
+        let head = self.keys.sign(self.frontier.size(), ts, self.frontier.root());
+        let mut rec = Vec::with_capacity(128);
+        format::encode_record(&mut rec, kind, &head.encode());
+        self.file.write_all(&rec)?;
+        self.file.sync_data()?;
+        self.offset += rec.len() as u64;
+        self.unsigned = 0;
+        self.first_unsigned = None;
+        self.last_head_ms = ts;
+        Ok(head)
+    }
+
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        self.sign(TYPE_SEAL).map_err(|source| AuditError::Io { path: self.dir.clone(), source })?;
+        let (file, header, index) =
+            create_segment(&self.dir, self.header.segment + 1, self.frontier.size(), &self.keys, self.options.encrypt)?;
+        self.file = file;
+        self.header = header;
+        self.index = index;
+        self.offset = HEADER_LEN as u64;
+        self.retention();
+        Ok(())
+    }
+
+    /// Appends the events other processes left in `inbox/`.
+    fn take_inbox(&mut self, masker: &Masker, buf: &mut Vec<u8>, idx: &mut Vec<u8>) -> usize {
+        let inbox = self.dir.join("inbox");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&inbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        let mut n = 0;
+        for f in files {
+            let Ok(text) = std::fs::read(&f) else { continue };
+            match serde_json::from_slice::<Value>(&text) {
+                Ok(mut v) => {
+                    masker.mask_value(&mut v);
+                    let bytes = crate::canonical::to_vec(&v);
+                    let ts = segment::timestamp_of(&bytes);
+                    self.add(&bytes, ts, buf, idx);
+                    n += 1;
+                }
+                Err(e) => tracing::warn!(file = %f.display(), error = %e, "audit inbox: not a JSON event; removed"),
+            }
+            // Removed after the batch commit would be stricter; the events
+            // are in `buf` and committed before the next message is read.
+            let _ = std::fs::remove_file(&f);
+        }
+        n
+    }
+
+    fn retention(&mut self) {
+        let (age, bytes) = (self.options.retention_max_age, self.options.retention_max_bytes);
+        if age.is_none() && bytes.is_none() {
+            return;
+        }
+        match crate::retention::apply(&self.dir, &self.keys, age, bytes, self.header.segment) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(segments = ?removed, "audit retention removed old segments")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "audit retention failed"),
+        }
+    }
+}
+
+/// Whether an index's last entry points at an event record of the segment
+/// and the segment has no event beyond it.
+fn index_matches(bytes: &[u8], entries: &[IndexEntry]) -> bool {
+    let Some(last) = entries.last() else {
+        return bytes.len() <= HEADER_LEN
+            || format::decode_record(&bytes[HEADER_LEN..]).ok().flatten().is_none_or(|r| r.kind != TYPE_EVENT);
+    };
+    let Some(rest) = bytes.get(last.offset as usize..) else { return false };
+    match format::decode_record(rest) {
+        Ok(Some(r)) if r.kind == TYPE_EVENT => {
+            // No further event after it.
+            let mut pos = last.offset as usize + r.len;
+            while let Ok(Some(n)) = format::decode_record(&bytes[pos..]) {
+                if n.kind == TYPE_EVENT {
+                    return false;
+                }
+                pos += n.len;
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// End of the last good record, whether the segment is sealed, and the
+/// timestamp of its last signed head.
+fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> (u64, bool, u64) {
+    let mut end = HEADER_LEN as u64;
+    let mut sealed = false;
+    let mut head_ms = 0;
+    segment::scan(bytes, header, Some(keys), |item| {
+        match item {
+            Item::Event { offset, .. } => {
+                end = next_record_end(bytes, offset);
+                sealed = false;
+            }
+            Item::Head { offset, head, seal } => {
+                end = next_record_end(bytes, offset);
+                sealed = seal;
+                head_ms = head.timestamp_ms;
+            }
+            Item::Bad { .. } => return false,
+        }
+        true
+    });
+    (end, sealed, head_ms)
+}
+
+fn next_record_end(bytes: &[u8], offset: u64) -> u64 {
+    let len = format::decode_record(&bytes[offset as usize..]).ok().flatten().map_or(0, |r| r.len);
+    offset + len as u64
+}
+
+fn create_segment(
+    dir: &Path,
+    n: u64,
+    first_leaf: u64,
+    keys: &Keys,
+    encrypt: bool,
+) -> Result<(File, Header, File), AuditError> {
+    let path = segment::segment_path(dir, n);
+    let io = |source| AuditError::Io { path: path.clone(), source };
+    let header = Header {
+        flags: if encrypt { FLAG_ENCRYPTED } else { 0 },
+        segment: n,
+        first_leaf,
+        created_ms: now_ms(),
+        key_id: keys.key_id(),
+        nonce_prefix: crate::keys::random::<4>(),
+    };
+    let mut opts = OpenOptions::new();
+    opts.create_new(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(&path).map_err(io)?;
+    file.write_all(&header.encode()).and_then(|()| file.sync_all()).map_err(io)?;
+    if let Ok(d) = File::open(segment::segments_dir(dir)) {
+        let _ = d.sync_all();
+    }
+    let idx_path = segment::index_path(dir, n);
+    let mut index = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&idx_path)
+        .map_err(|source| AuditError::Io { path: idx_path.clone(), source })?;
+    index.write_all(&segment::index_header(n)).map_err(|source| AuditError::Io { path: idx_path, source })?;
+    Ok((file, header, index))
 }
 
 #[cfg(unix)]
@@ -133,54 +707,7 @@ fn restrict_dir(p: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
 }
 
-#[cfg(unix)]
-fn restrict_file(p: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
-}
-
 #[cfg(not(unix))]
 fn restrict_dir(_: &Path) -> std::io::Result<()> {
     Ok(())
-}
-
-#[cfg(not(unix))]
-fn restrict_file(_: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rampart_core::Outcome;
-
-    #[test]
-    fn appends_one_json_line_per_event_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
-        for i in 0..100 {
-            log.emit(Event::new("web", "request-rejected").outcome(Outcome::Failure).status(400 + i % 3));
-        }
-        log.flush();
-        assert_eq!(log.written(), 100);
-        drop(log);
-        let log = AuditLog::open(dir.path()).unwrap();
-        log.emit(Event::new("configuration", "config-loaded"));
-        log.flush();
-        let text = std::fs::read_to_string(log.path()).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 101);
-        assert_eq!(lines[0]["event"]["action"], "request-rejected");
-        assert_eq!(lines[100]["event"]["action"], "config-loaded");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn file_is_private_to_its_owner() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
-        let mode = std::fs::metadata(log.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
 }

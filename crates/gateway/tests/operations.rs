@@ -122,7 +122,7 @@ async fn config_file_reload_under_load_loses_no_request() {
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-frame-options"], "DENY", "last good configuration stays");
     gw.shared().audit.flush();
-    let events = std::fs::read_to_string(dir.path().join("audit/events.jsonl")).unwrap();
+    let events = audit_text(dir.path());
     assert!(events.matches("\"config-reloaded\"").count() >= 5);
     assert!(events.contains("\"config-reload-failed\""));
     assert!(events.contains("limits.max_headers"));
@@ -143,6 +143,6 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert!(start.elapsed() >= Duration::from_millis(300));
     // New connections are refused after shutdown.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    let events = std::fs::read_to_string(dir.path().join("audit/events.jsonl")).unwrap();
+    let events = audit_text(dir.path());
     assert!(events.contains("\"gateway-stopped\""));
 }

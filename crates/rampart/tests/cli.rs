@@ -6,6 +6,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The audit log of a data directory as text, one JSON event a line.
+fn audit_text(data_dir: &std::path::Path) -> String {
+    let audit = data_dir.join("audit");
+    let keys = rampart_audit::Keys::load_or_create(&audit).unwrap();
+    rampart_audit::read::all_events(&audit, &keys).iter().map(|v| v.to_string() + "\n").collect()
+}
+
 fn rampart() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rampart"));
     c.env("RAMPART_LOG", "info").env_remove("RAMPART_CONFIG");
@@ -171,7 +178,7 @@ fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
     server.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     server.stdout = out;
     assert!(server.stdout.contains("demo app"), "{}", server.stdout);
-    let events = std::fs::read_to_string(dir.path().join("rampart-data/audit/events.jsonl")).unwrap();
+    let events = audit_text(&dir.path().join("rampart-data"));
     for action in ["gateway-started", "request-rejected", "client-banned", "client-unbanned", "gateway-stopped"] {
         assert!(events.contains(&format!("\"{action}\"")), "{action} missing");
     }
@@ -188,11 +195,11 @@ fn sighup_reloads_the_configuration() {
     let server = serve(dir.path(), &[]);
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    let events = dir.path().join("rampart-data/audit/events.jsonl");
+    let data = dir.path().join("rampart-data");
     let mut reloaded = false;
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
-        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let text = if data.join("audit/keys/log.key").exists() { audit_text(&data) } else { String::new() };
         if text.lines().any(|l| l.contains("\"config-reloaded\"") && l.contains("SIGHUP")) {
             reloaded = true;
             break;

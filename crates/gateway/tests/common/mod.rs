@@ -123,8 +123,7 @@ impl TestGateway {
     /// Every audit event so far, as JSON.
     pub fn events(&self) -> Vec<serde_json::Value> {
         self.gw.shared().audit.flush();
-        let text = std::fs::read_to_string(self.dir.path().join("audit/events.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        audit_events(self.dir.path())
     }
 
     /// Audit events whose `event.reason` is `reason`.
@@ -177,6 +176,18 @@ pub async fn start_with(dir: tempfile::TempDir, cfg: Config) -> TestGateway {
     opts.poll_interval = Duration::from_millis(100);
     let gw = Gateway::start(opts).await.unwrap();
     TestGateway { gw, dir }
+}
+
+/// Every event of the audit log in `data_dir`, decrypted.
+pub fn audit_events(data_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let audit = data_dir.join("audit");
+    let keys = rampart_audit::Keys::load_or_create(&audit).unwrap();
+    rampart_audit::read::all_events(&audit, &keys)
+}
+
+/// The audit log as text, one JSON event a line.
+pub fn audit_text(data_dir: &std::path::Path) -> String {
+    audit_events(data_dir).iter().map(|v| v.to_string() + "\n").collect()
 }
 
 /// A response as the tests look at it.

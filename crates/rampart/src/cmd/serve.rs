@@ -123,7 +123,7 @@ fn print_demo(
         println!("  curl http://{a}/metrics              # Prometheus metrics");
         println!("  rampart bans list                      # who is banned, and why");
     }
-    println!("\nEvents go to the audit log in the data directory (audit/events.jsonl). Ctrl-C stops.\n");
+    println!("\nEvents go to the audit log in the data directory (audit/; read it with `rampart audit tail`). Ctrl-C stops.\n");
 }
 
 async fn wait_for_stop() {

@@ -1,0 +1,249 @@
+//! Segment files on disk: naming, listing, reading records with their
+//! offsets, and the index sidecar (docs/audit-log-format.md, sections 3
+//! and 9).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::format::{self, Header, RecordError, HEADER_LEN, TYPE_EVENT};
+use crate::keys::Keys;
+use crate::merkle::{leaf_hash, Hash};
+
+/// Bytes of an index header.
+pub const IDX_HEADER_LEN: usize = 16;
+/// Bytes of an index entry.
+pub const IDX_ENTRY_LEN: usize = 48;
+const IDX_MAGIC: &[u8; 8] = b"RAMPIDX1";
+
+/// The segments directory of an audit directory.
+pub fn segments_dir(audit_dir: &Path) -> PathBuf {
+    audit_dir.join("segments")
+}
+
+/// Path of segment `n`.
+pub fn segment_path(audit_dir: &Path, n: u64) -> PathBuf {
+    segments_dir(audit_dir).join(format!("{n:016x}.seg"))
+}
+
+/// Path of the index of segment `n`.
+pub fn index_path(audit_dir: &Path, n: u64) -> PathBuf {
+    segments_dir(audit_dir).join(format!("{n:016x}.idx"))
+}
+
+/// Segment numbers present, in order.
+pub fn list(audit_dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(segments_dir(audit_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let hex = name.strip_suffix(".seg")?;
+            (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten()
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// One index entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The event's leaf hash.
+    pub leaf: Hash,
+    /// The event's time, Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// Byte offset of its record in the segment.
+    pub offset: u64,
+}
+
+impl IndexEntry {
+    /// Appends the 48-byte encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.leaf);
+        out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        out.extend_from_slice(&self.offset.to_be_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        let mut leaf = [0u8; 32];
+        leaf.copy_from_slice(&b[..32]);
+        let u = |s: &[u8]| u64::from_be_bytes(s.try_into().unwrap_or_default());
+        IndexEntry { leaf, timestamp_ms: u(&b[32..40]), offset: u(&b[40..48]) }
+    }
+}
+
+/// The 16-byte index header.
+pub fn index_header(segment: u64) -> Vec<u8> {
+    let mut h = IDX_MAGIC.to_vec();
+    h.extend_from_slice(&segment.to_be_bytes());
+    h
+}
+
+/// Reads an index; `None` if missing or malformed.
+pub fn read_index(audit_dir: &Path, segment: u64) -> Option<Vec<IndexEntry>> {
+    let b = std::fs::read(index_path(audit_dir, segment)).ok()?;
+    if b.len() < IDX_HEADER_LEN || &b[..8] != IDX_MAGIC || b[8..16] != segment.to_be_bytes() {
+        return None;
+    }
+    let body = &b[IDX_HEADER_LEN..];
+    // A torn last entry (the index is not synced) is ignored.
+    Some(body.chunks_exact(IDX_ENTRY_LEN).map(IndexEntry::decode).collect())
+}
+
+/// Writes an index whole (after a rebuild).
+pub fn write_index(audit_dir: &Path, segment: u64, entries: &[IndexEntry]) -> std::io::Result<()> {
+    let mut b = index_header(segment);
+    for e in entries {
+        e.encode(&mut b);
+    }
+    let path = index_path(audit_dir, segment);
+    let tmp = path.with_extension("idx.tmp");
+    std::fs::File::create(&tmp)?.write_all(&b)?;
+    std::fs::rename(tmp, path)
+}
+
+/// A record of a segment, as the scan meets it.
+pub enum Item {
+    /// An event.
+    Event {
+        /// Its leaf index.
+        leaf: u64,
+        /// Offset of its record.
+        offset: u64,
+        /// The canonical event.
+        plaintext: Vec<u8>,
+    },
+    /// A signed tree head.
+    Head {
+        /// Offset of its record.
+        offset: u64,
+        /// The head.
+        head: format::SignedHead,
+        /// Whether it is the seal that closes the segment.
+        seal: bool,
+    },
+    /// A record that cannot be used.
+    Bad {
+        /// Its offset.
+        offset: u64,
+        /// Its number in the segment.
+        record: u64,
+        /// What is wrong.
+        what: BadRecord,
+    },
+}
+
+/// What is wrong with a record.
+pub enum BadRecord {
+    /// Framing: torn, too long, checksum.
+    Frame(RecordError),
+    /// An event that does not decrypt at its position.
+    Undecryptable,
+    /// A tree head body of the wrong size.
+    BadHead,
+    /// An unknown record type.
+    UnknownType(u8),
+}
+
+impl BadRecord {
+    /// Words for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            BadRecord::Frame(e) => e.as_str().to_string(),
+            BadRecord::Undecryptable => "event does not decrypt at this position (altered, inserted or moved)".into(),
+            BadRecord::BadHead => "signed tree head of the wrong size".into(),
+            BadRecord::UnknownType(t) => format!("unknown record type {t}"),
+        }
+    }
+}
+
+/// Walks the records of one segment's bytes, decrypting events (without
+/// `keys`, event bodies are passed as stored), and calls `f` for each;
+/// stops after the first bad record or when `f` says so.
+pub fn scan(bytes: &[u8], header: &Header, keys: Option<&Keys>, mut f: impl FnMut(Item) -> bool) {
+    let encrypted = header.flags & format::FLAG_ENCRYPTED != 0;
+    let mut pos = HEADER_LEN;
+    let mut leaf = header.first_leaf;
+    let mut record = 0u64;
+    loop {
+        let rec = match format::decode_record(&bytes[pos..]) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                f(Item::Bad { offset: pos as u64, record, what: BadRecord::Frame(e) });
+                return;
+            }
+        };
+        let offset = pos as u64;
+        let go_on = match rec.kind {
+            TYPE_EVENT => {
+                let plaintext = if encrypted && keys.is_some() {
+                    let mut body = rec.body.to_vec();
+                    match keys
+                        .and_then(|k| k.open(header.nonce_prefix, header.segment, leaf, &mut body).map(|p| p.len()))
+                    {
+                        Some(n) => {
+                            body.truncate(n);
+                            Some(body)
+                        }
+                        None => None,
+                    }
+                } else {
+                    Some(rec.body.to_vec())
+                };
+                match plaintext {
+                    Some(plaintext) => {
+                        leaf += 1;
+                        f(Item::Event { leaf: leaf - 1, offset, plaintext })
+                    }
+                    None => {
+                        f(Item::Bad { offset, record, what: BadRecord::Undecryptable });
+                        false
+                    }
+                }
+            }
+            format::TYPE_STH | format::TYPE_SEAL => match format::SignedHead::decode(rec.body) {
+                Some(head) => f(Item::Head { offset, head, seal: rec.kind == format::TYPE_SEAL }),
+                None => {
+                    f(Item::Bad { offset, record, what: BadRecord::BadHead });
+                    false
+                }
+            },
+            other => {
+                f(Item::Bad { offset, record, what: BadRecord::UnknownType(other) });
+                false
+            }
+        };
+        if !go_on {
+            return;
+        }
+        pos += rec.len;
+        record += 1;
+    }
+}
+
+/// Rebuilds a segment's index from its bytes (events that decrypt, up to
+/// the first bad record).
+pub fn rebuild_index(bytes: &[u8], header: &Header, keys: &Keys) -> Vec<IndexEntry> {
+    let mut entries = Vec::new();
+    scan(bytes, header, Some(keys), |item| {
+        if let Item::Event { offset, plaintext, .. } = item {
+            entries.push(IndexEntry { leaf: leaf_hash(&plaintext), timestamp_ms: timestamp_of(&plaintext), offset });
+        }
+        true
+    });
+    entries
+}
+
+/// The `@timestamp` of a canonical event, in Unix milliseconds (0 if none).
+pub fn timestamp_of(plaintext: &[u8]) -> u64 {
+    // Canonical events start with "{\"@timestamp\":\"" since '@' sorts first.
+    let Some(rest) = plaintext.strip_prefix(b"{\"@timestamp\":\"") else { return 0 };
+    let end = rest.iter().position(|b| *b == b'"').unwrap_or(0);
+    std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(|s| humantime::parse_rfc3339(s).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
