@@ -104,6 +104,23 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The options of an `[audit]` configuration section.
+    pub fn from_config(c: &rampart_core::config::Audit) -> Self {
+        Options {
+            encrypt: c.encrypt,
+            batch_window: c.batch_window.get(),
+            sth_every_events: c.sth_every_events,
+            sth_every: c.sth_every.get(),
+            segment_max_bytes: c.segment_max_bytes,
+            retention_max_age: c.retention_max_age.map(|d| d.get()),
+            retention_max_bytes: c.retention_max_bytes,
+            mask_fields: c.mask.fields.iter().map(|f| (f.path.clone(), f.action.clone())).collect(),
+            mask_detectors: c.mask.detectors.clone(),
+        }
+    }
+}
+
 enum Message {
     /// A masked, canonical event and its time.
     Event { bytes: Vec<u8>, timestamp_ms: u64, seq: Option<u64> },

@@ -48,6 +48,85 @@ pub struct Config {
     pub upstreams: BTreeMap<String, Upstream>,
     /// Routes, matched in order: the first whose host and path prefix match.
     pub routes: Vec<Route>,
+    /// The audit log.
+    pub audit: Audit,
+}
+
+/// The audit log (docs/audit-log-format.md).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Encrypt segments with AES-256-GCM.
+    pub encrypt: bool,
+    /// Extra wait for more events before a group commit (0: none; the
+    /// batch is whatever queued during the previous sync).
+    pub batch_window: HumanDuration,
+    /// Sign a tree head after this many events...
+    pub sth_every_events: u64,
+    /// ...or this long after the first unsigned event.
+    pub sth_every: HumanDuration,
+    /// Start a new segment past this size, in bytes.
+    pub segment_max_bytes: u64,
+    /// Remove sealed segments older than this ("" keeps them).
+    pub retention_max_age: Option<HumanDuration>,
+    /// Remove the oldest sealed segments while the log is larger, in bytes.
+    pub retention_max_bytes: Option<u64>,
+    /// Masking.
+    pub mask: AuditMask,
+    /// Where events are delivered besides the log.
+    pub sinks: Vec<AuditSink>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            encrypt: true,
+            batch_window: HumanDuration::millis(0),
+            sth_every_events: 10_000,
+            sth_every: HumanDuration::secs(1),
+            segment_max_bytes: 64 << 20,
+            retention_max_age: None,
+            retention_max_bytes: None,
+            mask: AuditMask::default(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// Masking rules of the audit log.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditMask {
+    /// Rules by dotted field path: `{ path = "user.email", action = "hash" }`.
+    pub fields: Vec<MaskField>,
+    /// Detector actions by name (`email = "redact"`, `card = "off"`).
+    pub detectors: BTreeMap<String, String>,
+}
+
+/// One masking rule by field path.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MaskField {
+    /// Dotted path.
+    pub path: String,
+    /// `redact`, `hash` or `partial`.
+    pub action: String,
+}
+
+/// A sink: a JSON-lines file or a syslog server (RFC 5424 over TCP).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSink {
+    /// Name (its cursor file is `audit/sinks/NAME.cursor`).
+    pub name: String,
+    /// `file` or `syslog`.
+    pub kind: String,
+    /// For `file`: the file, relative to the data directory unless absolute.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// For `syslog`: `host:port` of a TCP syslog receiver.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// Listening addresses.
@@ -681,6 +760,62 @@ impl Config {
                     &up.health_check.path,
                     "a path starting with \"/\"",
                 ));
+            }
+        }
+        let a = &self.audit;
+        if a.sth_every_events == 0 {
+            return Err(invalid("audit.sth_every_events", "0", "an integer of at least 1"));
+        }
+        if a.sth_every.get().is_zero() {
+            return Err(invalid("audit.sth_every", &a.sth_every.to_string(), "a duration above zero"));
+        }
+        if a.segment_max_bytes < 4096 {
+            return Err(invalid("audit.segment_max_bytes", &a.segment_max_bytes.to_string(), "at least 4096"));
+        }
+        for (i, f) in a.mask.fields.iter().enumerate() {
+            if !matches!(f.action.as_str(), "redact" | "hash" | "partial") {
+                return Err(invalid(
+                    &format!("audit.mask.fields[{i}].action"),
+                    &f.action,
+                    "\"redact\", \"hash\" or \"partial\"",
+                ));
+            }
+        }
+        for (k, v) in &a.mask.detectors {
+            if !matches!(v.as_str(), "redact" | "hash" | "partial" | "off") {
+                return Err(invalid(
+                    &format!("audit.mask.detectors.{k}"),
+                    v,
+                    "\"redact\", \"hash\", \"partial\" or \"off\"",
+                ));
+            }
+        }
+        let mut sink_names = std::collections::BTreeSet::new();
+        for (i, s) in a.sinks.iter().enumerate() {
+            let key = |k: &str| format!("audit.sinks[{i}].{k}");
+            if s.name.is_empty()
+                || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !sink_names.insert(&s.name)
+            {
+                return Err(invalid(&key("name"), &s.name, "a unique name of letters, digits, - and _"));
+            }
+            match s.kind.as_str() {
+                "file" if s.path.is_none() => return Err(invalid(&key("path"), "", "a file path for a file sink")),
+                "syslog"
+                    if s.address
+                        .as_deref()
+                        .and_then(|a| a.rsplit_once(':'))
+                        .and_then(|(_, p)| p.parse::<u16>().ok())
+                        .is_none() =>
+                {
+                    return Err(invalid(
+                        &key("address"),
+                        s.address.as_deref().unwrap_or(""),
+                        "host:port of a TCP syslog receiver",
+                    ));
+                }
+                "file" | "syslog" => {}
+                other => return Err(invalid(&key("kind"), other, "\"file\" or \"syslog\"")),
             }
         }
         let mut seen = std::collections::BTreeSet::new();

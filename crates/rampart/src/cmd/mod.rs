@@ -1,5 +1,6 @@
 //! The command registry: one file per command, listed in [`Command`].
 
+mod audit;
 mod bans;
 mod check_config;
 mod init;
@@ -25,6 +26,7 @@ enum Command {
     Init(init::InitArgs),
     CheckConfig(check_config::CheckArgs),
     Bans(bans::BansArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// Runs the parsed command.
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Init(a) => init::run(a),
         Command::CheckConfig(a) => check_config::run(a),
         Command::Bans(a) => bans::run(a),
+        Command::Audit(a) => audit::run(a),
     }
 }
 
@@ -52,6 +55,9 @@ pub enum CliError {
     /// Anything else that went wrong while running (exit 1).
     #[error("{0}")]
     Other(String),
+    /// The audit log failed verification (exit 4).
+    #[error("{0}")]
+    Tampered(String),
 }
 
 impl CliError {
@@ -61,6 +67,7 @@ impl CliError {
             CliError::Config(_) => 2,
             CliError::Gateway(_) | CliError::Audit(_) => 3,
             CliError::Other(_) => 1,
+            CliError::Tampered(_) => 4,
         }
     }
 }
