@@ -29,6 +29,7 @@ pub mod merkle;
 pub mod read;
 pub mod retention;
 pub mod segment;
+pub mod sink;
 pub mod verify;
 mod writer;
 

@@ -76,3 +76,38 @@ pub fn leaves(audit_dir: &Path, keys: &Keys) -> (u64, Vec<Hash>) {
     }
     (base, out)
 }
+
+/// Up to `max` events from leaf index `from` on, oldest first, reading only
+/// the segments that hold them (for sinks following the log).
+pub fn events_from(audit_dir: &Path, keys: &Keys, from: u64, max: usize) -> Vec<Stored> {
+    let segments = segment::list(audit_dir);
+    let mut headers = Vec::new();
+    for &n in &segments {
+        let Ok(bytes) = std::fs::read(segment::segment_path(audit_dir, n)) else { continue };
+        let Ok(header) = Header::decode(&bytes) else { continue };
+        headers.push((header, bytes));
+    }
+    let mut out = Vec::new();
+    for (i, (header, bytes)) in headers.iter().enumerate() {
+        // Skip segments that end before `from`.
+        if headers.get(i + 1).is_some_and(|(next, _)| next.first_leaf <= from) {
+            continue;
+        }
+        segment::scan(bytes, header, Some(keys), |item| match item {
+            Item::Event { leaf, plaintext, .. } => {
+                if leaf >= from {
+                    if let Ok(event) = serde_json::from_slice(&plaintext) {
+                        out.push(Stored { index: leaf, timestamp_ms: segment::timestamp_of(&plaintext), event });
+                    }
+                }
+                out.len() < max
+            }
+            Item::Head { .. } => true,
+            Item::Bad { .. } => false,
+        });
+        if out.len() >= max {
+            break;
+        }
+    }
+    out
+}

@@ -69,6 +69,24 @@ async fn serve(args: ServeArgs, mut config: Config) -> Result<ExitCode, CliError
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| CliError::Other(format!("data directory {}: {e}", data_dir.display())))?;
     let audit = rampart_audit::AuditLog::open_with(&data_dir, rampart_audit::Options::from_config(&config.audit))?;
+    let sinks = config
+        .audit
+        .sinks
+        .iter()
+        .map(|s| rampart_audit::sink::Sink {
+            name: s.name.clone(),
+            target: match (s.kind.as_str(), &s.path, &s.address) {
+                ("file", Some(p), _) => rampart_audit::sink::Target::File(data_dir.join(p)),
+                (_, _, Some(a)) => rampart_audit::sink::Target::Syslog(a.clone()),
+                _ => rampart_audit::sink::Target::Syslog(String::new()),
+            },
+        })
+        .collect::<Vec<_>>();
+    let stop_sinks = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !sinks.is_empty() {
+        rampart_audit::sink::spawn(audit.dir(), sinks, stop_sinks.clone())
+            .map_err(|e| CliError::Other(format!("audit sinks: {e}")))?;
+    }
 
     let file_args = args.config.clone();
     let demo_url = demo.clone();
