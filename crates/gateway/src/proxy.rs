@@ -462,19 +462,25 @@ impl Handler {
         self.shared.metrics.response(status, elapsed);
         if let Some(log) = &self.shared.access_log {
             let ts = rfc3339(SystemTime::now());
+            // The access log is not encrypted: what it keeps of the request
+            // goes through the audit log's masking first.
+            let masker = self.shared.audit.masker();
+            let path = masker.mask_str(parts.uri.path());
+            let host = masker.mask_str(host);
+            let user_agent = masker.mask_str(parts.user_agent().unwrap_or(""));
             log.write(
                 Entry {
                     timestamp: &ts,
                     client,
                     method: parts.method.as_str(),
-                    host,
-                    path: parts.uri.path(),
+                    host: &host,
+                    path: &path,
                     status,
                     duration: elapsed,
                     request_id,
                     route: o.route,
                     upstream: o.upstream,
-                    user_agent: parts.user_agent().unwrap_or(""),
+                    user_agent: &user_agent,
                     reason: o.reason,
                 }
                 .to_line(),
