@@ -34,4 +34,4 @@ pub mod verify;
 mod writer;
 
 pub use keys::Keys;
-pub use writer::{AuditError, AuditLog, Options};
+pub use writer::{AuditError, AuditLog, Options, Ticket};

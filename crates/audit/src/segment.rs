@@ -247,3 +247,123 @@ pub fn timestamp_of(plaintext: &[u8]) -> u64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// A record as verification needs it: events reduced to their leaf hash.
+pub enum Checked {
+    /// An event and its leaf hash.
+    Event {
+        /// Offset of its record.
+        offset: u64,
+        /// `leaf_hash` of its plaintext.
+        hash: Hash,
+    },
+    /// A signed tree head.
+    Head {
+        /// Offset of its record.
+        offset: u64,
+        /// The head.
+        head: format::SignedHead,
+        /// Whether it is the seal.
+        seal: bool,
+    },
+    /// The first record that cannot be used; nothing follows it.
+    Bad {
+        /// Its offset.
+        offset: u64,
+        /// Its number in the segment.
+        record: u64,
+        /// What is wrong.
+        what: BadRecord,
+    },
+}
+
+/// Checks every record of a segment, decrypting and hashing events on all
+/// cores: framing first (lengths only), then checksums, decryption and leaf
+/// hashes in parallel chunks. The result is in record order and ends at the
+/// first bad record.
+pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys) -> Vec<Checked> {
+    let encrypted = header.flags & format::FLAG_ENCRYPTED != 0;
+    // 1. Framing: where each record is, and the leaf index of each event.
+    let mut frames: Vec<(usize, usize, u8, u64)> = Vec::new();
+    let mut tail_error = None;
+    let mut pos = HEADER_LEN;
+    let mut leaf = header.first_leaf;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        if rest.len() < 5 {
+            tail_error = Some(RecordError::Truncated);
+            break;
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if len > format::MAX_RECORD {
+            tail_error = Some(RecordError::TooLong);
+            break;
+        }
+        if rest.len() < format::RECORD_OVERHEAD + len {
+            tail_error = Some(RecordError::Truncated);
+            break;
+        }
+        frames.push((pos, len, rest[4], leaf));
+        if rest[4] == TYPE_EVENT {
+            leaf += 1;
+        }
+        pos += format::RECORD_OVERHEAD + len;
+    }
+    // 2. Checksums, decryption and hashes, in parallel.
+    let check = |&(pos, len, kind, leaf): &(usize, usize, u8, u64), buf: &mut Vec<u8>, record: u64| -> Checked {
+        let offset = pos as u64;
+        let body = &bytes[pos + 5..pos + 5 + len];
+        let stored = u32::from_be_bytes(bytes[pos + 5 + len..pos + 9 + len].try_into().unwrap_or_default());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[kind]);
+        crc.update(body);
+        if crc.finalize() != stored {
+            return Checked::Bad { offset, record, what: BadRecord::Frame(RecordError::BadCrc) };
+        }
+        match kind {
+            TYPE_EVENT if encrypted => {
+                buf.clear();
+                buf.extend_from_slice(body);
+                match keys.open(header.nonce_prefix, header.segment, leaf, buf) {
+                    Some(plain) => Checked::Event { offset, hash: leaf_hash(plain) },
+                    None => Checked::Bad { offset, record, what: BadRecord::Undecryptable },
+                }
+            }
+            TYPE_EVENT => Checked::Event { offset, hash: leaf_hash(body) },
+            format::TYPE_STH | format::TYPE_SEAL => match format::SignedHead::decode(body) {
+                Some(head) => Checked::Head { offset, head, seal: kind == format::TYPE_SEAL },
+                None => Checked::Bad { offset, record, what: BadRecord::BadHead },
+            },
+            other => Checked::Bad { offset, record, what: BadRecord::UnknownType(other) },
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = frames.len().div_ceil(threads).max(1024);
+    let mut out: Vec<Checked> = Vec::with_capacity(frames.len() + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = frames
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                s.spawn(move || {
+                    let mut buf = Vec::with_capacity(4096);
+                    part.iter().enumerate().map(|(i, f)| check(f, &mut buf, (c * chunk + i) as u64)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(_) => out.push(Checked::Bad { offset: 0, record: 0, what: BadRecord::BadHead }),
+            }
+        }
+    });
+    if let Some(first_bad) = out.iter().position(|c| matches!(c, Checked::Bad { .. })) {
+        out.truncate(first_bad + 1);
+        return out;
+    }
+    if let Some(e) = tail_error {
+        out.push(Checked::Bad { offset: pos as u64, record: frames.len() as u64, what: BadRecord::Frame(e) });
+    }
+    out
+}

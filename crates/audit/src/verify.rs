@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::format::{self, Header, SignedHead};
 use crate::keys::{key_id_of, Keys};
-use crate::merkle::{leaf_hash, Frontier, Hash};
-use crate::segment::{self, Item};
+use crate::merkle::{Frontier, Hash};
+use crate::segment::{self, Checked};
 
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,122 +95,131 @@ pub fn verify(
     let mut report =
         Report { segments: 0, events: 0, heads: 0, tree_size: 0, root: [0; 32], base_size, last_head: None };
     let mut expected_segment: Option<u64> = None;
-    for (i, &n) in segments.iter().enumerate() {
-        let path = segment::segment_path(audit_dir, n);
-        let bytes = std::fs::read(&path).map_err(|e| fail(Some(n), None, None, format!("cannot read: {e}")))?;
-        let header = Header::decode(&bytes).map_err(|e| fail(Some(n), None, Some(0), e))?;
-        if header.segment != n {
-            return Err(fail(
-                Some(n),
-                None,
-                Some(0),
-                format!("header says segment {:016x}: a segment was renamed or copied in", header.segment),
-            ));
-        }
-        if header.key_id != key_id {
-            return Err(fail(
-                Some(n),
-                None,
-                Some(0),
-                "signed by another key: a segment from another log was swapped in",
-            ));
-        }
-        if let Some(e) = expected_segment {
-            if n != e {
-                return Err(fail(Some(n), None, Some(0), format!("segment {e:016x} is missing")));
+    // A reader thread keeps the next segment loaded while this one is
+    // checked, reusing two buffers (no fresh pages to fault in each time).
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(u64, std::io::Result<Vec<u8>>)>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let _ = empty_tx.send(Vec::new());
+    let _ = empty_tx.send(Vec::new());
+    let reader_dir = audit_dir.to_path_buf();
+    let reader_list = segments.clone();
+    let reader = std::thread::spawn(move || {
+        for n in reader_list {
+            let Ok(mut buf) = empty_rx.recv() else { return };
+            buf.clear();
+            let r = std::fs::File::open(segment::segment_path(&reader_dir, n))
+                .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
+                .map(|_| buf);
+            if full_tx.send((n, r)).is_err() {
+                return;
             }
         }
-        if header.first_leaf != frontier.size() {
-            return Err(fail(
-                Some(n),
-                None,
-                Some(0),
-                format!(
-                    "starts at event {} but {} events precede it: events were removed or inserted",
-                    header.first_leaf,
-                    frontier.size()
-                ),
-            ));
-        }
-        expected_segment = Some(n + 1);
-        let mut error: Option<Failure> = None;
-        let mut sealed = false;
-        let mut record = 0u64;
-        segment::scan(&bytes, &header, Some(keys), |item| {
-            match item {
-                Item::Event { leaf, offset, plaintext } => {
-                    sealed = false;
-                    let h = leaf_hash(&plaintext);
-                    frontier.push(h);
-                    if let Some(l) = leaves.as_deref_mut() {
-                        l.push(h);
-                    }
-                    report.events += 1;
-                    let _ = (leaf, offset);
+    });
+    let result = (|| {
+        for (i, &n) in segments.iter().enumerate() {
+            let bytes = match full_rx.recv() {
+                Ok((m, Ok(b))) if m == n => b,
+                Ok((_, Err(e))) => return Err(fail(Some(n), None, None, format!("cannot read: {e}"))),
+                _ => return Err(fail(Some(n), None, None, "cannot read")),
+            };
+            let header = Header::decode(&bytes).map_err(|e| fail(Some(n), None, Some(0), e))?;
+            if header.segment != n {
+                return Err(fail(
+                    Some(n),
+                    None,
+                    Some(0),
+                    format!("header says segment {:016x}: a segment was renamed or copied in", header.segment),
+                ));
+            }
+            if header.key_id != key_id {
+                return Err(fail(
+                    Some(n),
+                    None,
+                    Some(0),
+                    "signed by another key: a segment from another log was swapped in",
+                ));
+            }
+            if let Some(e) = expected_segment {
+                if n != e {
+                    return Err(fail(Some(n), None, Some(0), format!("segment {e:016x} is missing")));
                 }
-                Item::Head { offset, head, seal } => {
-                    if sealed {
-                        error = Some(fail(
-                            Some(n),
-                            Some(record),
-                            Some(offset),
-                            "record after the seal: events were appended to a closed segment",
-                        ));
-                        return false;
+            }
+            if header.first_leaf != frontier.size() {
+                return Err(fail(
+                    Some(n),
+                    None,
+                    Some(0),
+                    format!(
+                        "starts at event {} but {} events precede it: events were removed or inserted",
+                        header.first_leaf,
+                        frontier.size()
+                    ),
+                ));
+            }
+            expected_segment = Some(n + 1);
+            let mut error: Option<Failure> = None;
+            let mut sealed = false;
+            for (record, item) in segment::check_segment(&bytes, &header, keys).into_iter().enumerate() {
+                let record = record as u64;
+                match item {
+                    Checked::Event { hash, .. } => {
+                        sealed = false;
+                        frontier.push(hash);
+                        if let Some(l) = leaves.as_deref_mut() {
+                            l.push(hash);
+                        }
+                        report.events += 1;
                     }
-                    sealed = seal;
-                    if head.tree_size != frontier.size() {
-                        error = Some(fail(
-                            Some(n),
-                            Some(record),
-                            Some(offset),
-                            format!(
+                    Checked::Head { offset, head, seal } => {
+                        let at = |m: String| Some(fail(Some(n), Some(record), Some(offset), m));
+                        if sealed {
+                            error = at("record after the seal: events were appended to a closed segment".into());
+                        } else if head.tree_size != frontier.size() {
+                            error = at(format!(
                                 "signed tree head covers {} events but {} precede it: events were removed or inserted",
                                 head.tree_size,
                                 frontier.size()
-                            ),
+                            ));
+                        } else if head.root != frontier.root() {
+                            let since = last_head.as_ref().map_or(base_size, |h| h.tree_size);
+                            error = at(format!(
+                            "leaf hash does not match the signed head: an event between index {since} and {} was altered",
+                            head.tree_size
                         ));
-                        return false;
+                        } else if !head.verify(public_key) {
+                            error = at("signature of the tree head is invalid".into());
+                        } else if last_head.as_ref().is_some_and(|h| h.timestamp_ms > head.timestamp_ms) {
+                            error = at("tree head timestamp goes backwards".into());
+                        }
+                        if error.is_some() {
+                            break;
+                        }
+                        sealed = seal;
+                        report.heads += 1;
+                        last_head = Some(head);
                     }
-                    if head.root != frontier.root() {
-                        let since = last_head.as_ref().map_or(base_size, |h| h.tree_size);
-                        error = Some(fail(
-                            Some(n),
-                            Some(record),
-                            Some(offset),
-                            format!("leaf hash does not match the signed head: an event between index {since} and {} was altered", head.tree_size),
-                        ));
-                        return false;
+                    Checked::Bad { offset, record, what } => {
+                        error = Some(fail(Some(n), Some(record), Some(offset), what.describe()));
+                        break;
                     }
-                    if !head.verify(public_key) {
-                        error =
-                            Some(fail(Some(n), Some(record), Some(offset), "signature of the tree head is invalid"));
-                        return false;
-                    }
-                    if last_head.as_ref().is_some_and(|h| h.timestamp_ms > head.timestamp_ms) {
-                        error = Some(fail(Some(n), Some(record), Some(offset), "tree head timestamp goes backwards"));
-                        return false;
-                    }
-                    report.heads += 1;
-                    last_head = Some(head);
-                }
-                Item::Bad { offset, record, what } => {
-                    error = Some(fail(Some(n), Some(record), Some(offset), what.describe()));
-                    return false;
                 }
             }
-            record += 1;
-            true
-        });
-        if let Some(e) = error {
-            return Err(e);
+            if let Some(e) = error {
+                return Err(e);
+            }
+            let last = i + 1 == segments.len();
+            if !last && !sealed {
+                return Err(fail(Some(n), None, None, "closed segment has no seal: its tail was truncated"));
+            }
+            report.segments += 1;
+            let _ = empty_tx.send(bytes);
         }
-        let last = i + 1 == segments.len();
-        if !last && !sealed {
-            return Err(fail(Some(n), None, None, "closed segment has no seal: its tail was truncated"));
-        }
-        report.segments += 1;
-    }
+        Ok(())
+    })();
+    drop(full_rx);
+    drop(empty_tx);
+    let _ = reader.join();
+    result?;
     report.tree_size = frontier.size();
     report.root = frontier.root();
     report.last_head = last_head;

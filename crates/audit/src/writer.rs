@@ -137,6 +137,37 @@ struct Durable {
     cond: Condvar,
 }
 
+/// A queued durable append; [`Ticket::wait`] returns once it is on disk.
+pub struct Ticket {
+    seq: u64,
+    durable: Arc<Durable>,
+    tx: SyncSender<Message>,
+}
+
+impl Ticket {
+    /// Whether the event is durable already.
+    pub fn is_done(&self) -> bool {
+        *self.durable.done.lock().unwrap_or_else(|p| p.into_inner()) > self.seq
+    }
+
+    /// Blocks until the event is durable.
+    pub fn wait(self) -> Result<(), AuditError> {
+        let mut done = self.durable.done.lock().unwrap_or_else(|p| p.into_inner());
+        while *done <= self.seq {
+            let (d, timeout) =
+                self.durable.cond.wait_timeout(done, Duration::from_secs(5)).unwrap_or_else(|p| p.into_inner());
+            done = d;
+            if timeout.timed_out()
+                && *done <= self.seq
+                && self.tx.try_send(Message::Flush(mpsc::sync_channel(1).0)).is_err()
+            {
+                return Err(AuditError::Stopped);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Stops the writer when the last handle goes, and waits for it, so the
 /// log can be reopened at once.
 struct Closer {
@@ -234,8 +265,15 @@ impl AuditLog {
 
     /// Appends an event and returns once it is durable (synced to disk).
     pub fn append(&self, event: Event) -> Result<(), AuditError> {
+        self.submit(event)?.wait()
+    }
+
+    /// Queues an event for durable append and returns at once; the
+    /// [`Ticket`] waits for durability. Lets one producer keep many events
+    /// in flight (group commit then batches them).
+    pub fn submit(&self, event: Event) -> Result<Ticket, AuditError> {
         let (bytes, ts) = self.encode(event.to_json(), event.timestamp);
-        self.append_encoded(bytes, ts)
+        self.submit_encoded(bytes, ts)
     }
 
     /// Appends a JSON event (masked here) and returns once it is durable.
@@ -245,26 +283,17 @@ impl AuditLog {
     }
 
     fn append_encoded(&self, bytes: Vec<u8>, timestamp_ms: u64) -> Result<(), AuditError> {
-        let seq = {
-            // Sequence numbers are taken and sent under one lock, so the
-            // writer sees them in order and can publish "durable up to".
-            let mut next = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            let seq = *next;
-            self.tx.send(Message::Event { bytes, timestamp_ms, seq: Some(seq) }).map_err(|_| AuditError::Stopped)?;
-            *next += 1;
-            seq
-        };
-        let mut done = self.durable.done.lock().unwrap_or_else(|p| p.into_inner());
-        while *done <= seq {
-            let (d, timeout) =
-                self.durable.cond.wait_timeout(done, Duration::from_secs(5)).unwrap_or_else(|p| p.into_inner());
-            done = d;
-            if timeout.timed_out() && *done <= seq && self.tx.try_send(Message::Flush(mpsc::sync_channel(1).0)).is_err()
-            {
-                return Err(AuditError::Stopped);
-            }
-        }
-        Ok(())
+        self.submit_encoded(bytes, timestamp_ms)?.wait()
+    }
+
+    fn submit_encoded(&self, bytes: Vec<u8>, timestamp_ms: u64) -> Result<Ticket, AuditError> {
+        // Sequence numbers are taken and sent under one lock, so the
+        // writer sees them in order and can publish "durable up to".
+        let mut next = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = *next;
+        self.tx.send(Message::Event { bytes, timestamp_ms, seq: Some(seq) }).map_err(|_| AuditError::Stopped)?;
+        *next += 1;
+        Ok(Ticket { seq, durable: self.durable.clone(), tx: self.tx.clone() })
     }
 
     fn encode(&self, mut value: Value, at: SystemTime) -> (Vec<u8>, u64) {

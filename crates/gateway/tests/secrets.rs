@@ -22,7 +22,8 @@ fn all_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[tokio::test]
 async fn a_secret_sent_through_the_gateway_never_appears_in_any_file() {
     let up = Upstream::start("a").await;
-    let extra = "[upstreams.app]\naddresses = [\"{UP}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\ncsrf = true\n";
+    let extra =
+        "[upstreams.app]\naddresses = [\"{UP}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\ncsrf = true\n";
     let g = gateway(&up.url(), extra).await;
     let card = "4111111111111111";
     let aws = "AKIAIOSFODNN7EXAMPLE";
@@ -38,7 +39,14 @@ async fn a_secret_sent_through_the_gateway_never_appears_in_any_file() {
     // Served, rejected (CSRF), and over a limit: every logging path runs.
     let ok = request(g.http(), "GET", &format!("/cards/{card}/owner/{email}?password={password}"), &headers, "").await;
     assert_eq!(ok.status, 200);
-    let refused = request(g.http(), "POST", &format!("/cards/{card}/charge?password={password}"), &headers, &format!("password={password}")).await;
+    let refused = request(
+        g.http(),
+        "POST",
+        &format!("/cards/{card}/charge?password={password}"),
+        &headers,
+        &format!("password={password}"),
+    )
+    .await;
     assert_eq!(refused.status, 403);
     let long = format!("/cards/{card}/{}", "x".repeat(9000));
     assert_eq!(request(g.http(), "GET", &long, &headers, "").await.status, 414);

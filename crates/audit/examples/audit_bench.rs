@@ -1,0 +1,155 @@
+//! Measures the audit log on this machine (run by `bench/audit.sh`):
+//! sustained durable appends of ~500-byte events, the latency of a durable
+//! acknowledgement under that load, verification throughput, and this
+//! machine's single-core SHA-256 speed for comparison.
+//!
+//! `cargo run --release -p rampart-audit --example audit_bench -- [SECONDS] [PRODUCERS] [WINDOW]`
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_audit::{verify, AuditLog, Keys, Options};
+use rampart_core::{Event, Outcome};
+
+fn event(i: u64) -> Event {
+    let mut e = Event::new("web", "request-rejected")
+        .outcome(Outcome::Failure)
+        .reason("rate_limited")
+        .source_ip(std::net::IpAddr::from([198, 51, 100, (i % 250) as u8]))
+        .status(429)
+        .rule("gateway.rate_limited", "api");
+    e.path = Some(format!("/api/v1/orders/{i}/items"));
+    e.method = Some("POST".into());
+    e.request_id = Some(format!("{:032x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    e.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0".into());
+    e.message = Some("refused by the api rate limit".into());
+    e.label("http.version", "1.1")
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let seconds = args.first().copied().unwrap_or(10);
+    let producers = args.get(1).copied().unwrap_or(4);
+    let window = args.get(2).copied().unwrap_or(512) as usize;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = AuditLog::open_with(dir.path(), Options::default()).expect("open");
+    let size = rampart_audit::canonical::to_vec(&event(1).to_json()).len();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for p in 0..producers {
+        let (log, stop, total) = (log.clone(), stop.clone(), total.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut inflight = VecDeque::with_capacity(window);
+            let mut i = p * 1_000_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                inflight.push_back(log.submit(event(i)).expect("submit"));
+                i += 1;
+                if inflight.len() >= window {
+                    if let Some(t) = inflight.pop_front() {
+                        t.wait().expect("durable");
+                        total.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            for t in inflight {
+                t.wait().expect("durable");
+                total.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // A probe: one synchronous durable append every 2 ms, timed.
+    let probe = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            let mut i = u64::MAX / 2;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                log.append(event(i)).expect("durable");
+                lat.push(t.elapsed());
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            lat
+        })
+    };
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("producer");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut lat = probe.join().expect("probe");
+    log.flush();
+    drop(log);
+    let n = total.load(Ordering::Relaxed);
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
+
+    let audit = dir.path().join("audit");
+    let bytes: u64 = std::fs::read_dir(audit.join("segments"))
+        .expect("segments")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
+        .sum();
+    let keys = Keys::load_or_create(&audit).expect("keys");
+    if std::env::var("AUDIT_BENCH_PHASES").is_ok() {
+        let (mut read_s, mut check_s, mut crc_s) = (0.0, 0.0, 0.0);
+        for n in rampart_audit::segment::list(&audit) {
+            let t = Instant::now();
+            let b = std::fs::read(rampart_audit::segment::segment_path(&audit, n)).expect("read");
+            read_s += t.elapsed().as_secs_f64();
+            let h = rampart_audit::format::Header::decode(&b).expect("header");
+            let t = Instant::now();
+            let c = rampart_audit::segment::check_segment(&b, &h, &keys);
+            check_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let _ = crc32fast::hash(&b);
+            crc_s += t.elapsed().as_secs_f64();
+            drop(c);
+        }
+        eprintln!("phases: read {read_s:.3}s check_segment {check_s:.3}s crc-only {crc_s:.3}s");
+    }
+    let t = Instant::now();
+    let report = verify::verify(&audit, &keys, &keys.public_key(), None).expect("verifies");
+    let vsecs = t.elapsed().as_secs_f64();
+
+    // Single-core SHA-256 over 256 MiB in 1 MiB blocks.
+    let block = vec![0x5au8; 1 << 20];
+    let t = Instant::now();
+    let mut acc = 0u8;
+    for _ in 0..256 {
+        acc ^= ring::digest::digest(&ring::digest::SHA256, &block).as_ref()[0];
+    }
+    let sha = 256.0 / t.elapsed().as_secs_f64();
+    let verify_mb = bytes as f64 / (1 << 20) as f64 / vsecs;
+
+    println!("event size (canonical JSON): {size} bytes; producers {producers}, {window} in flight each, {seconds} s");
+    println!(
+        "APPEND events_per_s {:.0} durable_acks {n} MiB_per_s {:.1}",
+        n as f64 / elapsed,
+        n as f64 * size as f64 / elapsed / (1 << 20) as f64
+    );
+    println!(
+        "ACK_LATENCY p50_ms {:.2} p99_ms {:.2} samples {}",
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat.len()
+    );
+    println!(
+        "VERIFY events {} heads {} MiB {:.0} seconds {vsecs:.2} MiB_per_s {verify_mb:.0}",
+        report.events,
+        report.heads,
+        bytes as f64 / (1 << 20) as f64
+    );
+    println!("SHA256 single_core_MiB_per_s {sha:.0} ({acc})");
+    println!("RATIO verify_vs_sha256 {:.2}", verify_mb / sha);
+}
