@@ -28,12 +28,34 @@ fn event(i: u64) -> Event {
     e.label("http.version", "1.1")
 }
 
+enum KeepOrTemp {
+    Keep(std::path::PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl KeepOrTemp {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            KeepOrTemp::Keep(p) => p,
+            KeepOrTemp::Temp(t) => t.path(),
+        }
+    }
+}
+
 fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let seconds = args.first().copied().unwrap_or(10);
     let producers = args.get(1).copied().unwrap_or(4);
     let window = args.get(2).copied().unwrap_or(512) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
+    let dir = match std::env::var("AUDIT_BENCH_KEEP") {
+        Ok(_) => {
+            let p = dir.keep();
+            eprintln!("keeping {}", p.display());
+            KeepOrTemp::Keep(p)
+        }
+        Err(_) => KeepOrTemp::Temp(dir),
+    };
     let log = AuditLog::open_with(dir.path(), Options::default()).expect("open");
     let size = rampart_audit::canonical::to_vec(&event(1).to_json()).len();
 
@@ -101,23 +123,6 @@ fn main() {
         .map(|e| e.metadata().map_or(0, |m| m.len()))
         .sum();
     let keys = Keys::load_or_create(&audit).expect("keys");
-    if std::env::var("AUDIT_BENCH_PHASES").is_ok() {
-        let (mut read_s, mut check_s, mut crc_s) = (0.0, 0.0, 0.0);
-        for n in rampart_audit::segment::list(&audit) {
-            let t = Instant::now();
-            let b = std::fs::read(rampart_audit::segment::segment_path(&audit, n)).expect("read");
-            read_s += t.elapsed().as_secs_f64();
-            let h = rampart_audit::format::Header::decode(&b).expect("header");
-            let t = Instant::now();
-            let c = rampart_audit::segment::check_segment(&b, &h, &keys);
-            check_s += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let _ = crc32fast::hash(&b);
-            crc_s += t.elapsed().as_secs_f64();
-            drop(c);
-        }
-        eprintln!("phases: read {read_s:.3}s check_segment {check_s:.3}s crc-only {crc_s:.3}s");
-    }
     let t = Instant::now();
     let report = verify::verify(&audit, &keys, &keys.public_key(), None).expect("verifies");
     let vsecs = t.elapsed().as_secs_f64();

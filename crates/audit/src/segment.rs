@@ -281,7 +281,7 @@ pub enum Checked {
 /// cores: framing first (lengths only), then checksums, decryption and leaf
 /// hashes in parallel chunks. The result is in record order and ends at the
 /// first bad record.
-pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys) -> Vec<Checked> {
+pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys, threads: usize) -> Vec<Checked> {
     let encrypted = header.flags & format::FLAG_ENCRYPTED != 0;
     // 1. Framing: where each record is, and the leaf index of each event.
     let mut frames: Vec<(usize, usize, u8, u64)> = Vec::new();
@@ -337,8 +337,7 @@ pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys) -> Vec<Checked>
             other => Checked::Bad { offset, record, what: BadRecord::UnknownType(other) },
         }
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    let chunk = frames.len().div_ceil(threads).max(1024);
+    let chunk = frames.len().div_ceil(threads.max(1)).max(1024);
     let mut out: Vec<Checked> = Vec::with_capacity(frames.len() + 1);
     std::thread::scope(|s| {
         let handles: Vec<_> = frames

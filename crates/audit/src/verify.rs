@@ -92,133 +92,163 @@ pub fn verify(
         last_head = Some(base.sth);
     }
     let segments = segment::list(audit_dir);
+    let segments = &segments;
     let mut report =
         Report { segments: 0, events: 0, heads: 0, tree_size: 0, root: [0; 32], base_size, last_head: None };
     let mut expected_segment: Option<u64> = None;
-    // A reader thread keeps the next segment loaded while this one is
-    // checked, reusing two buffers (no fresh pages to fault in each time).
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(u64, std::io::Result<Vec<u8>>)>(1);
-    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let _ = empty_tx.send(Vec::new());
-    let _ = empty_tx.send(Vec::new());
-    let reader_dir = audit_dir.to_path_buf();
-    let reader_list = segments.clone();
-    let reader = std::thread::spawn(move || {
-        for n in reader_list {
-            let Ok(mut buf) = empty_rx.recv() else { return };
-            buf.clear();
-            let r = std::fs::File::open(segment::segment_path(&reader_dir, n))
-                .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
-                .map(|_| buf);
-            if full_tx.send((n, r)).is_err() {
-                return;
-            }
-        }
-    });
-    let result = (|| {
-        for (i, &n) in segments.iter().enumerate() {
-            let bytes = match full_rx.recv() {
-                Ok((m, Ok(b))) if m == n => b,
-                Ok((_, Err(e))) => return Err(fail(Some(n), None, None, format!("cannot read: {e}"))),
-                _ => return Err(fail(Some(n), None, None, "cannot read")),
-            };
-            let header = Header::decode(&bytes).map_err(|e| fail(Some(n), None, Some(0), e))?;
-            if header.segment != n {
-                return Err(fail(
-                    Some(n),
-                    None,
-                    Some(0),
-                    format!("header says segment {:016x}: a segment was renamed or copied in", header.segment),
-                ));
-            }
-            if header.key_id != key_id {
-                return Err(fail(
-                    Some(n),
-                    None,
-                    Some(0),
-                    "signed by another key: a segment from another log was swapped in",
-                ));
-            }
-            if let Some(e) = expected_segment {
-                if n != e {
-                    return Err(fail(Some(n), None, Some(0), format!("segment {e:016x} is missing")));
-                }
-            }
-            if header.first_leaf != frontier.size() {
-                return Err(fail(
-                    Some(n),
-                    None,
-                    Some(0),
-                    format!(
-                        "starts at event {} but {} events precede it: events were removed or inserted",
-                        header.first_leaf,
-                        frontier.size()
-                    ),
-                ));
-            }
-            expected_segment = Some(n + 1);
-            let mut error: Option<Failure> = None;
-            let mut sealed = false;
-            for (record, item) in segment::check_segment(&bytes, &header, keys).into_iter().enumerate() {
-                let record = record as u64;
-                match item {
-                    Checked::Event { hash, .. } => {
-                        sealed = false;
-                        frontier.push(hash);
-                        if let Some(l) = leaves.as_deref_mut() {
-                            l.push(hash);
-                        }
-                        report.events += 1;
+    // Segments are read and checked (checksums, decryption, leaf hashes)
+    // by one worker per core, each on a whole segment; this thread takes
+    // the results in order and builds the tree, overlapping with them.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let workers = cores.min(segments.len()).max(1);
+    let per_segment_threads = if segments.len() == 1 { cores } else { 1 };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    type Loaded = Result<(Header, Vec<Checked>), Failure>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Loaded)>(workers * 2);
+    // Each worker reads into its own buffer, reused: fresh 64 MiB buffers
+    // would cost more in page faults than the reading itself.
+    let load = |i: usize, bytes: &mut Vec<u8>| -> Loaded {
+        let n = segments[i];
+        let cannot = |e: std::io::Error| fail(Some(n), None, None, format!("cannot read: {e}"));
+        let mut f = std::fs::File::open(segment::segment_path(audit_dir, n)).map_err(cannot)?;
+        bytes.clear();
+        bytes.reserve(f.metadata().map_or(0, |m| m.len() as usize) + 1);
+        std::io::Read::read_to_end(&mut f, bytes).map_err(cannot)?;
+        let header = Header::decode(bytes).map_err(|e| fail(Some(n), None, Some(0), e))?;
+        let checked = segment::check_segment(bytes, &header, keys, per_segment_threads);
+        Ok((header, checked))
+    };
+    let result = std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (tx, next, stop, load) = (tx.clone(), &next, &stop, &load);
+            let segments = segments;
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= segments.len() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
                     }
-                    Checked::Head { offset, head, seal } => {
-                        let at = |m: String| Some(fail(Some(n), Some(record), Some(offset), m));
-                        if sealed {
-                            error = at("record after the seal: events were appended to a closed segment".into());
-                        } else if head.tree_size != frontier.size() {
-                            error = at(format!(
+                    if tx.send((i, load(i, &mut buf))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut results = rx.iter();
+        let r = (|| {
+            for (i, &n) in segments.iter().enumerate() {
+                let loaded = loop {
+                    if let Some(l) = pending.remove(&i) {
+                        break l;
+                    }
+                    match results.next() {
+                        Some((j, l)) => {
+                            pending.insert(j, l);
+                        }
+                        None => return Err(fail(Some(n), None, None, "cannot read")),
+                    }
+                };
+                let (header, checked): (Header, Vec<Checked>) = loaded?;
+                if header.segment != n {
+                    return Err(fail(
+                        Some(n),
+                        None,
+                        Some(0),
+                        format!("header says segment {:016x}: a segment was renamed or copied in", header.segment),
+                    ));
+                }
+                if header.key_id != key_id {
+                    return Err(fail(
+                        Some(n),
+                        None,
+                        Some(0),
+                        "signed by another key: a segment from another log was swapped in",
+                    ));
+                }
+                if let Some(e) = expected_segment {
+                    if n != e {
+                        return Err(fail(Some(n), None, Some(0), format!("segment {e:016x} is missing")));
+                    }
+                }
+                if header.first_leaf != frontier.size() {
+                    return Err(fail(
+                        Some(n),
+                        None,
+                        Some(0),
+                        format!(
+                            "starts at event {} but {} events precede it: events were removed or inserted",
+                            header.first_leaf,
+                            frontier.size()
+                        ),
+                    ));
+                }
+                expected_segment = Some(n + 1);
+                let mut error: Option<Failure> = None;
+                let mut sealed = false;
+                for (record, item) in checked.into_iter().enumerate() {
+                    let record = record as u64;
+                    match item {
+                        Checked::Event { hash, .. } => {
+                            sealed = false;
+                            frontier.push(hash);
+                            if let Some(l) = leaves.as_deref_mut() {
+                                l.push(hash);
+                            }
+                            report.events += 1;
+                        }
+                        Checked::Head { offset, head, seal } => {
+                            let at = |m: String| Some(fail(Some(n), Some(record), Some(offset), m));
+                            if sealed {
+                                error = at("record after the seal: events were appended to a closed segment".into());
+                            } else if head.tree_size != frontier.size() {
+                                error = at(format!(
                                 "signed tree head covers {} events but {} precede it: events were removed or inserted",
                                 head.tree_size,
                                 frontier.size()
                             ));
-                        } else if head.root != frontier.root() {
-                            let since = last_head.as_ref().map_or(base_size, |h| h.tree_size);
-                            error = at(format!(
+                            } else if head.root != frontier.root() {
+                                let since = last_head.as_ref().map_or(base_size, |h| h.tree_size);
+                                error = at(format!(
                             "leaf hash does not match the signed head: an event between index {since} and {} was altered",
                             head.tree_size
                         ));
-                        } else if !head.verify(public_key) {
-                            error = at("signature of the tree head is invalid".into());
-                        } else if last_head.as_ref().is_some_and(|h| h.timestamp_ms > head.timestamp_ms) {
-                            error = at("tree head timestamp goes backwards".into());
+                            } else if !head.verify(public_key) {
+                                error = at("signature of the tree head is invalid".into());
+                            } else if last_head.as_ref().is_some_and(|h| h.timestamp_ms > head.timestamp_ms) {
+                                error = at("tree head timestamp goes backwards".into());
+                            }
+                            if error.is_some() {
+                                break;
+                            }
+                            sealed = seal;
+                            report.heads += 1;
+                            last_head = Some(head);
                         }
-                        if error.is_some() {
+                        Checked::Bad { offset, record, what } => {
+                            error = Some(fail(Some(n), Some(record), Some(offset), what.describe()));
                             break;
                         }
-                        sealed = seal;
-                        report.heads += 1;
-                        last_head = Some(head);
-                    }
-                    Checked::Bad { offset, record, what } => {
-                        error = Some(fail(Some(n), Some(record), Some(offset), what.describe()));
-                        break;
                     }
                 }
+                if let Some(e) = error {
+                    return Err(e);
+                }
+                let last = i + 1 == segments.len();
+                if !last && !sealed {
+                    return Err(fail(Some(n), None, None, "closed segment has no seal: its tail was truncated"));
+                }
+                report.segments += 1;
             }
-            if let Some(e) = error {
-                return Err(e);
-            }
-            let last = i + 1 == segments.len();
-            if !last && !sealed {
-                return Err(fail(Some(n), None, None, "closed segment has no seal: its tail was truncated"));
-            }
-            report.segments += 1;
-            let _ = empty_tx.send(bytes);
-        }
-        Ok(())
-    })();
-    drop(full_rx);
-    drop(empty_tx);
-    let _ = reader.join();
+            Ok(())
+        })();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(results);
+        r
+    });
     result?;
     report.tree_size = frontier.size();
     report.root = frontier.root();
