@@ -289,3 +289,84 @@ fn two_processes_share_bans_through_redis() {
     assert_eq!(passed, 4);
     let _ = std::process::Command::new("redis-cli").args(["--scan", "--pattern", &format!("{prefix}*")]).output();
 }
+
+/// A log written by a short `rampart serve` run with a few refusals.
+fn log_with_events() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    for _ in 0..3 {
+        http(server.http, "/.env");
+    }
+    http(server.http, &format!("/{}", "x".repeat(9000)));
+    drop(server);
+    // The writer is stopped by kill: reopening seals what it left.
+    let out = rampart().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dir
+}
+
+#[test]
+fn audit_verify_prove_checkpoint_and_search() {
+    let dir = log_with_events();
+    let run = |args: &[&str]| rampart().current_dir(dir.path()).args(args).output().unwrap();
+    let out = run(&["audit", "verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    let size = report["tree_size"].as_u64().unwrap();
+    assert!(size >= 3, "{report}");
+
+    // Export a checkpoint, prove an event against it, check with the head only.
+    let head = dir.path().join("head.json");
+    assert!(run(&["audit", "checkpoint", "--export", head.to_str().unwrap()]).status.success());
+    let proof = run(&["audit", "prove", "1"]);
+    assert!(proof.status.success(), "{proof:?}");
+    let proof_file = dir.path().join("proof.json");
+    std::fs::write(&proof_file, &proof.stdout).unwrap();
+    let check = run(&["audit", "check-proof", proof_file.to_str().unwrap(), "--head", head.to_str().unwrap()]);
+    assert!(check.status.success(), "{check:?}");
+    // A forged proof fails with exit 4.
+    // The proof of event 1 presented as the proof of event 0.
+    let mut v: serde_json::Value = serde_json::from_slice(&proof.stdout).unwrap();
+    v["index"] = serde_json::json!(0);
+    std::fs::write(&proof_file, v.to_string()).unwrap();
+    assert_eq!(
+        run(&["audit", "check-proof", proof_file.to_str().unwrap(), "--head", head.to_str().unwrap()]).status.code(),
+        Some(4)
+    );
+
+    // Search finds the probes; each read is itself recorded.
+    let found = run(&["audit", "search", "--since", "1h", "--field", "event.reason=probe_path", "--json"]);
+    assert!(found.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&found.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|e| e["event"]["reason"] == "probe_path"));
+    let tail = run(&["audit", "tail", "-n", "50", "--json"]);
+    let text = String::from_utf8_lossy(&tail.stdout);
+    assert!(text.contains("\"audit-log-read\""), "{text}");
+
+    // Still consistent with the exported head after more events.
+    let consistent = run(&["audit", "verify", "--head", head.to_str().unwrap()]);
+    assert!(consistent.status.success(), "{consistent:?}");
+}
+
+#[test]
+fn audit_verify_reports_tampering_with_exit_4() {
+    let dir = log_with_events();
+    let seg_dir = dir.path().join("rampart-data/audit/segments");
+    let first = std::fs::read_dir(&seg_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .min()
+        .unwrap();
+    let mut b = std::fs::read(&first).unwrap();
+    let at = b.len().min(64 + 30);
+    b[at] ^= 0xff;
+    std::fs::write(&first, &b).unwrap();
+    let out = rampart().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verification failed: audit segment 0000000000000001.seg, record 0 (offset 64)"), "{err}");
+}

@@ -170,8 +170,12 @@ fn verify_cmd(log: &Log, head: Option<&Path>, json: bool) -> Result<ExitCode, Cl
     Ok(ExitCode::SUCCESS)
 }
 
-/// The latest signed head found in the log.
+/// The latest signed head found in the log. When no writer runs, opening
+/// the log first seals what a stopped writer left unsigned.
 fn latest_head(log: &Log) -> Result<(SignedHead, Vec<merkle::Hash>, u64), CliError> {
+    if let Ok(writer) = rampart_audit::AuditLog::open(&log.data_dir) {
+        writer.flush();
+    }
     let public = log.keys.public_key();
     let mut leaves = Vec::new();
     let report = verify::verify(&log.dir, &log.keys, &public, Some(&mut leaves)).map_err(tampered)?;
