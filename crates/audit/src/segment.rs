@@ -257,12 +257,12 @@ pub enum Checked {
         /// `leaf_hash` of its plaintext.
         hash: Hash,
     },
-    /// A signed tree head.
+    /// A signed tree head (boxed: heads are rare, events many).
     Head {
         /// Offset of its record.
         offset: u64,
         /// The head.
-        head: format::SignedHead,
+        head: Box<format::SignedHead>,
         /// Whether it is the seal.
         seal: bool,
     },
@@ -331,12 +331,28 @@ pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys, threads: usize)
             }
             TYPE_EVENT => Checked::Event { offset, hash: leaf_hash(body) },
             format::TYPE_STH | format::TYPE_SEAL => match format::SignedHead::decode(body) {
-                Some(head) => Checked::Head { offset, head, seal: kind == format::TYPE_SEAL },
+                Some(head) => Checked::Head { offset, head: Box::new(head), seal: kind == format::TYPE_SEAL },
                 None => Checked::Bad { offset, record, what: BadRecord::BadHead },
             },
             other => Checked::Bad { offset, record, what: BadRecord::UnknownType(other) },
         }
     };
+    if threads <= 1 {
+        let mut buf = Vec::with_capacity(4096);
+        let mut out = Vec::with_capacity(frames.len() + 1);
+        for (i, f) in frames.iter().enumerate() {
+            let c = check(f, &mut buf, i as u64);
+            let bad = matches!(c, Checked::Bad { .. });
+            out.push(c);
+            if bad {
+                return out;
+            }
+        }
+        if let Some(e) = tail_error {
+            out.push(Checked::Bad { offset: pos as u64, record: frames.len() as u64, what: BadRecord::Frame(e) });
+        }
+        return out;
+    }
     let chunk = frames.len().div_ceil(threads.max(1)).max(1024);
     let mut out: Vec<Checked> = Vec::with_capacity(frames.len() + 1);
     std::thread::scope(|s| {

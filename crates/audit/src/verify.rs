@@ -226,7 +226,7 @@ pub fn verify(
                             }
                             sealed = seal;
                             report.heads += 1;
-                            last_head = Some(head);
+                            last_head = Some(*head);
                         }
                         Checked::Bad { offset, record, what } => {
                             error = Some(fail(Some(n), Some(record), Some(offset), what.describe()));
