@@ -148,6 +148,101 @@ fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
     }
 }
 
+/// A tree of which the first `frontier.size()` leaves are known only
+/// through their frontier (removed by retention), and the rest by their
+/// hashes. Proofs about the remaining leaves only ever need subtrees that
+/// are either wholly remaining or frontier nodes.
+pub struct Partial<'a> {
+    frontier: &'a Frontier,
+    leaves: &'a [Hash],
+}
+
+impl<'a> Partial<'a> {
+    /// The tree of `frontier` followed by `leaves`.
+    pub fn new(frontier: &'a Frontier, leaves: &'a [Hash]) -> Self {
+        Partial { frontier, leaves }
+    }
+
+    /// Leaves in the tree.
+    pub fn size(&self) -> u64 {
+        self.frontier.size() + self.leaves.len() as u64
+    }
+
+    /// `MTH` of leaves `[a, b)`, if it can be known.
+    pub fn mth(&self, a: u64, b: u64) -> Option<Hash> {
+        let base = self.frontier.size();
+        if a >= base {
+            return Some(root_of(self.leaves.get((a - base) as usize..(b - base) as usize)?));
+        }
+        // A frontier node?
+        let mut start = 0u64;
+        let mut i = 0;
+        for bit in (0..64).rev() {
+            if base & (1 << bit) != 0 {
+                let end = start + (1 << bit);
+                if (a, b) == (start, end) {
+                    return self.frontier.nodes().get(i).copied();
+                }
+                start = end;
+                i += 1;
+            }
+        }
+        if b - a <= 1 {
+            return None;
+        }
+        let k = split(b - a);
+        Some(node_hash(&self.mth(a, a + k)?, &self.mth(a + k, b)?))
+    }
+
+    /// The audit path of leaf `index` in the first `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
+        if index >= size || size > self.size() {
+            return None;
+        }
+        self.path(index, 0, size)
+    }
+
+    fn path(&self, m: u64, a: u64, n: u64) -> Option<Vec<Hash>> {
+        if n <= 1 {
+            return Some(Vec::new());
+        }
+        let k = split(n);
+        if m < k {
+            let mut p = self.path(m, a, k)?;
+            p.push(self.mth(a + k, a + n)?);
+            Some(p)
+        } else {
+            let mut p = self.path(m - k, a + k, n - k)?;
+            p.push(self.mth(a, a + k)?);
+            Some(p)
+        }
+    }
+
+    /// The consistency proof between sizes `m` and `n`.
+    pub fn consistency_proof(&self, m: u64, n: u64) -> Option<Vec<Hash>> {
+        if m == 0 || m >= n || n > self.size() {
+            return Some(Vec::new());
+        }
+        self.sub(m, 0, n, true)
+    }
+
+    fn sub(&self, m: u64, a: u64, n: u64, complete: bool) -> Option<Vec<Hash>> {
+        if m == n {
+            return Some(if complete { Vec::new() } else { vec![self.mth(a, a + n)?] });
+        }
+        let k = split(n);
+        if m <= k {
+            let mut p = self.sub(m, a, k, complete)?;
+            p.push(self.mth(a + k, a + n)?);
+            Some(p)
+        } else {
+            let mut p = self.sub(m - k, a + k, n - k, false)?;
+            p.push(self.mth(a, a + k)?);
+            Some(p)
+        }
+    }
+}
+
 /// Checks an inclusion proof (RFC 9162 2.1.3.2).
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
     if index >= size {
@@ -283,6 +378,25 @@ mod tests {
                     let other = leaf_hash(b"forged");
                     assert!(!verify_consistency(m as u64, n as u64, &other, &new_root, &p));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn proofs_after_retention_match_full_ones() {
+        let l = leaves(45);
+        for base in [1usize, 6, 8, 13, 32] {
+            let mut f = Frontier::new();
+            for h in &l[..base] {
+                f.push(*h);
+            }
+            let t = Partial::new(&f, &l[base..]);
+            assert_eq!(t.mth(0, 45), Some(root_of(&l)));
+            for i in base..45 {
+                assert_eq!(t.inclusion_proof(i as u64, 45), Some(inclusion_proof(&l, i)), "base {base} i {i}");
+            }
+            for m in base..45 {
+                assert_eq!(t.consistency_proof(m as u64, 45), Some(consistency_proof(&l, m)), "base {base} m {m}");
             }
         }
     }

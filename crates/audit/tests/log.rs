@@ -343,6 +343,14 @@ fn retention_removes_old_segments_and_what_remains_verifies() {
     let keys = Keys::load_or_create(&audit).unwrap();
     let events = read::all_events(&audit, &keys);
     assert_eq!(events.len() as u64, 61 - report.base_size);
+    // Proofs for the remaining events still check against the signed head.
+    let head = report.last_head.clone().unwrap();
+    let base = rampart_audit::retention::read_base(&audit).unwrap().unwrap().frontier().unwrap();
+    let (_, leaves) = read::leaves(&audit, &keys);
+    let tree = merkle::Partial::new(&base, &leaves);
+    let i = report.base_size + 3;
+    let p = tree.inclusion_proof(i, head.tree_size).unwrap();
+    assert!(merkle::verify_inclusion(&leaves[3], i, head.tree_size, &p, &head.root));
     // Tampering with the base is caught.
     let base = std::fs::read_to_string(audit.join("base.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&base).unwrap();

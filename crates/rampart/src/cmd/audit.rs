@@ -183,6 +183,15 @@ fn latest_head(log: &Log) -> Result<(SignedHead, Vec<merkle::Hash>, u64), CliErr
     Ok((head, leaves, report.base_size))
 }
 
+/// The tree as it can be known: the retention base's frontier, then the
+/// remaining leaves.
+fn tree_base(log: &Log) -> Result<merkle::Frontier, CliError> {
+    match rampart_audit::retention::read_base(&log.dir).map_err(CliError::Other)? {
+        Some(b) => b.frontier().ok_or_else(|| CliError::Tampered("base.json: bad frontier".into())),
+        None => Ok(merkle::Frontier::new()),
+    }
+}
+
 fn prove(log: &Log, index: u64) -> Result<ExitCode, CliError> {
     let (head, leaves, base) = latest_head(log)?;
     if index >= head.tree_size || index < base {
@@ -191,14 +200,13 @@ fn prove(log: &Log, index: u64) -> Result<ExitCode, CliError> {
             head.tree_size
         )));
     }
-    if base > 0 {
-        return Err(CliError::Other("proofs after retention need the retention base; not supported yet".into()));
-    }
-    let leaves = &leaves[..head.tree_size as usize];
-    let proof = merkle::inclusion_proof(leaves, index as usize);
+    let frontier = tree_base(log)?;
+    let tree = merkle::Partial::new(&frontier, &leaves);
+    let proof =
+        tree.inclusion_proof(index, head.tree_size).ok_or_else(|| CliError::Other("cannot build the proof".into()))?;
     let out = json!({
         "kind": "inclusion", "index": index, "tree_size": head.tree_size,
-        "leaf_hash": to_hex(&leaves[index as usize]),
+        "leaf_hash": to_hex(&leaves[(index - base) as usize]),
         "proof": proof.iter().map(|h| to_hex(h)).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -208,10 +216,13 @@ fn prove(log: &Log, index: u64) -> Result<ExitCode, CliError> {
 fn consistency(log: &Log, old: u64, new: Option<u64>) -> Result<ExitCode, CliError> {
     let (head, leaves, base) = latest_head(log)?;
     let new = new.unwrap_or(head.tree_size);
-    if base > 0 || old == 0 || old > new || new > leaves.len() as u64 {
-        return Err(CliError::Other(format!("need 0 < OLD_SIZE <= NEW_SIZE <= {} (events present)", leaves.len())));
+    let present = base + leaves.len() as u64;
+    if old < base.max(1) || old > new || new > present {
+        return Err(CliError::Other(format!("need {} <= OLD_SIZE <= NEW_SIZE <= {present}", base.max(1))));
     }
-    let proof = merkle::consistency_proof(&leaves[..new as usize], old as usize);
+    let frontier = tree_base(log)?;
+    let tree = merkle::Partial::new(&frontier, &leaves);
+    let proof = tree.consistency_proof(old, new).ok_or_else(|| CliError::Other("cannot build the proof".into()))?;
     let out = json!({
         "kind": "consistency", "old_size": old, "new_size": new,
         "proof": proof.iter().map(|h| to_hex(h)).collect::<Vec<_>>(),
