@@ -124,7 +124,7 @@ fn main() {
         .sum();
     let keys = Keys::load_or_create(&audit).expect("keys");
     let t = Instant::now();
-    let report = verify::verify(&audit, &keys, &keys.public_key(), None).expect("verifies");
+    let report = verify::verify(&audit, Some(&keys), &keys.public_key(), None).expect("verifies");
     let vsecs = t.elapsed().as_secs_f64();
 
     // Single-core SHA-256 over 256 MiB in 1 MiB blocks.

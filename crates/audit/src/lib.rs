@@ -15,7 +15,7 @@
 //! log.append(Event::new("configuration", "config-loaded")).unwrap(); // durable on return
 //! log.flush(); // and covered by a signed tree head
 //! let keys = rampart_audit::Keys::load_or_create(log.dir()).unwrap();
-//! let report = rampart_audit::verify::verify(log.dir(), &keys, &keys.public_key(), None).unwrap();
+//! let report = rampart_audit::verify::verify(log.dir(), Some(&keys), &keys.public_key(), None).unwrap();
 //! assert_eq!(report.tree_size, 1);
 //! ```
 #![forbid(unsafe_code)]

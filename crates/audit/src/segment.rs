@@ -281,7 +281,7 @@ pub enum Checked {
 /// cores: framing first (lengths only), then checksums, decryption and leaf
 /// hashes in parallel chunks. The result is in record order and ends at the
 /// first bad record.
-pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys, threads: usize) -> Vec<Checked> {
+pub fn check_segment(bytes: &[u8], header: &Header, keys: Option<&Keys>, threads: usize) -> Vec<Checked> {
     let encrypted = header.flags & format::FLAG_ENCRYPTED != 0;
     // 1. Framing: where each record is, and the leaf index of each event.
     let mut frames: Vec<(usize, usize, u8, u64)> = Vec::new();
@@ -324,7 +324,7 @@ pub fn check_segment(bytes: &[u8], header: &Header, keys: &Keys, threads: usize)
             TYPE_EVENT if encrypted => {
                 buf.clear();
                 buf.extend_from_slice(body);
-                match keys.open(header.nonce_prefix, header.segment, leaf, buf) {
+                match keys.and_then(|k| k.open(header.nonce_prefix, header.segment, leaf, buf)) {
                     Some(plain) => Checked::Event { offset, hash: leaf_hash(plain) },
                     None => Checked::Bad { offset, record, what: BadRecord::Undecryptable },
                 }

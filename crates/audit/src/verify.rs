@@ -63,11 +63,12 @@ fn fail(segment: Option<u64>, record: Option<u64>, offset: Option<u64>, message:
 }
 
 /// Verifies the log in `audit_dir`. `keys` decrypt the events (the log
-/// key); the signatures are checked with `public_key`. With `leaves`, every
+/// key; an unencrypted log needs none); the signatures are checked with
+/// `public_key` alone. With `leaves`, every
 /// leaf hash is collected (for proofs against an exported head).
 pub fn verify(
     audit_dir: &Path,
-    keys: &Keys,
+    keys: Option<&Keys>,
     public_key: &[u8; 32],
     mut leaves: Option<&mut Vec<Hash>>,
 ) -> Result<Report, Failure> {

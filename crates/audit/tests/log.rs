@@ -27,7 +27,7 @@ fn write_log(dir: &Path, n: usize, opts: Options) {
 fn check(dir: &Path) -> Result<rampart_audit::verify::Report, Failure> {
     let audit = dir.join("audit");
     let keys = Keys::load_or_create(&audit).unwrap();
-    verify(&audit, &keys, &keys.public_key(), None)
+    verify(&audit, Some(&keys), &keys.public_key(), None)
 }
 
 /// Records of a segment: (offset, length, type).
@@ -233,7 +233,7 @@ fn a_truncated_tail_is_caught_against_an_exported_head() {
         std::fs::write(&path, &b[..cut]).unwrap();
     }
     let mut leaves = Vec::new();
-    let report = verify(&audit, &keys, &keys.public_key(), Some(&mut leaves)).unwrap();
+    let report = verify(&audit, Some(&keys), &keys.public_key(), Some(&mut leaves)).unwrap();
     assert!(report.tree_size < 20);
     let e = check_exported(&exported, &keys.public_key(), &report, &leaves).unwrap_err();
     assert!(e.message.contains("truncated"), "{e}");
@@ -358,4 +358,61 @@ fn retention_removes_old_segments_and_what_remains_verifies() {
     v["frontier"][0] = serde_json::json!("00".repeat(32));
     std::fs::write(audit.join("base.json"), v.to_string()).unwrap();
     assert!(check(dir.path()).unwrap_err().message.contains("base.json"));
+}
+
+/// Writes the frozen fixture of format version 1 (run once, by hand:
+/// `RAMPART_WRITE_FIXTURE=1 cargo test -p rampart-audit --test log write_fixture`).
+#[test]
+fn write_fixture() {
+    if std::env::var("RAMPART_WRITE_FIXTURE").is_err() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options { encrypt: false, sth_every_events: 4, segment_max_bytes: 4096, ..Options::default() };
+    write_log(dir.path(), 12, opts);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("segments")).unwrap();
+    std::fs::create_dir_all(out.join("keys")).unwrap();
+    let audit = dir.path().join("audit");
+    for n in segment::list(&audit) {
+        std::fs::copy(segment::segment_path(&audit, n), out.join(format!("segments/{n:016x}.seg"))).unwrap();
+    }
+    std::fs::copy(audit.join("keys/signing.pub"), out.join("keys/signing.pub")).unwrap();
+}
+
+fn fixture_copy() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("segments")).unwrap();
+    for e in std::fs::read_dir(src.join("segments")).unwrap().flatten() {
+        std::fs::copy(e.path(), dir.path().join("segments").join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_frozen_version_1_log_still_verifies_and_its_tampered_copy_does_not() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let public = rampart_audit::keys::read_public_key(&src).expect("fixture public key");
+    let dir = fixture_copy();
+    let report = verify(dir.path(), None, &public, None).unwrap();
+    assert_eq!(report.tree_size, 12);
+    // The tampered copy: one byte of an event changed (checksum recomputed).
+    let path = dir.path().join("segments/0000000000000001.seg");
+    rewrite(&path, |b, recs| {
+        let mut out = b.to_vec();
+        let (o, l, _) = recs[0];
+        let body = &mut out[o + 5..o + l - 4];
+        let pos = body.windows(6).position(|w| w == b"test 0").unwrap();
+        body[pos + 5] = b'7';
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&out[o + 4..o + l - 4]);
+        let c = crc.finalize().to_be_bytes();
+        out[o + l - 4..o + l].copy_from_slice(&c);
+        out
+    });
+    let e = verify(dir.path(), None, &public, None).unwrap_err();
+    assert!(e.message.contains("leaf hash does not match the signed head"), "{e}");
+    assert_eq!(e.segment, Some(1));
 }

@@ -134,7 +134,7 @@ fn verify_cmd(log: &Log, head: Option<&Path>, json: bool) -> Result<ExitCode, Cl
     let public = log.keys.public_key();
     let mut leaves = Vec::new();
     let start = std::time::Instant::now();
-    let report = verify::verify(&log.dir, &log.keys, &public, Some(&mut leaves)).map_err(tampered)?;
+    let report = verify::verify(&log.dir, Some(&log.keys), &public, Some(&mut leaves)).map_err(tampered)?;
     if let Some(h) = head {
         let exported = read_head(h)?;
         verify::check_exported(&exported.head, &public, &report, &leaves).map_err(tampered)?;
@@ -178,7 +178,7 @@ fn latest_head(log: &Log) -> Result<(SignedHead, Vec<merkle::Hash>, u64), CliErr
     }
     let public = log.keys.public_key();
     let mut leaves = Vec::new();
-    let report = verify::verify(&log.dir, &log.keys, &public, Some(&mut leaves)).map_err(tampered)?;
+    let report = verify::verify(&log.dir, Some(&log.keys), &public, Some(&mut leaves)).map_err(tampered)?;
     let head = report.last_head.ok_or_else(|| CliError::Other("the log has no signed tree head yet".into()))?;
     Ok((head, leaves, report.base_size))
 }
