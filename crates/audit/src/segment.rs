@@ -282,7 +282,6 @@ pub enum Checked {
 /// hashes in parallel chunks. The result is in record order and ends at the
 /// first bad record.
 pub fn check_segment(bytes: &[u8], header: &Header, keys: Option<&Keys>, threads: usize) -> Vec<Checked> {
-    let encrypted = header.flags & format::FLAG_ENCRYPTED != 0;
     // 1. Framing: where each record is, and the leaf index of each event.
     let mut frames: Vec<(usize, usize, u8, u64)> = Vec::new();
     let mut tail_error = None;
@@ -311,31 +310,10 @@ pub fn check_segment(bytes: &[u8], header: &Header, keys: Option<&Keys>, threads
     }
     // 2. Checksums, decryption and hashes, in parallel.
     let check = |&(pos, len, kind, leaf): &(usize, usize, u8, u64), buf: &mut Vec<u8>, record: u64| -> Checked {
-        let offset = pos as u64;
-        let body = &bytes[pos + 5..pos + 5 + len];
         let stored = u32::from_be_bytes(bytes[pos + 5 + len..pos + 9 + len].try_into().unwrap_or_default());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&[kind]);
-        crc.update(body);
-        if crc.finalize() != stored {
-            return Checked::Bad { offset, record, what: BadRecord::Frame(RecordError::BadCrc) };
-        }
-        match kind {
-            TYPE_EVENT if encrypted => {
-                buf.clear();
-                buf.extend_from_slice(body);
-                match keys.and_then(|k| k.open(header.nonce_prefix, header.segment, leaf, buf)) {
-                    Some(plain) => Checked::Event { offset, hash: leaf_hash(plain) },
-                    None => Checked::Bad { offset, record, what: BadRecord::Undecryptable },
-                }
-            }
-            TYPE_EVENT => Checked::Event { offset, hash: leaf_hash(body) },
-            format::TYPE_STH | format::TYPE_SEAL => match format::SignedHead::decode(body) {
-                Some(head) => Checked::Head { offset, head: Box::new(head), seal: kind == format::TYPE_SEAL },
-                None => Checked::Bad { offset, record, what: BadRecord::BadHead },
-            },
-            other => Checked::Bad { offset, record, what: BadRecord::UnknownType(other) },
-        }
+        buf.clear();
+        buf.extend_from_slice(&bytes[pos + 5..pos + 5 + len]);
+        check_record(header, keys, kind, buf, stored, leaf, pos as u64, record)
     };
     if threads <= 1 {
         let mut buf = Vec::with_capacity(4096);
@@ -381,4 +359,128 @@ pub fn check_segment(bytes: &[u8], header: &Header, keys: Option<&Keys>, threads
         out.push(Checked::Bad { offset: pos as u64, record: frames.len() as u64, what: BadRecord::Frame(e) });
     }
     out
+}
+
+/// Checks one record: checksum, then decryption and leaf hash for an event,
+/// decoding for a head.
+#[allow(clippy::too_many_arguments)]
+fn check_record(
+    header: &Header,
+    keys: Option<&Keys>,
+    kind: u8,
+    body: &mut [u8],
+    stored_crc: u32,
+    leaf: u64,
+    offset: u64,
+    record: u64,
+) -> Checked {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&[kind]);
+    crc.update(body);
+    if crc.finalize() != stored_crc {
+        return Checked::Bad { offset, record, what: BadRecord::Frame(RecordError::BadCrc) };
+    }
+    match kind {
+        // Decrypted in place: the caller's copy of the record is not reused.
+        TYPE_EVENT if header.flags & format::FLAG_ENCRYPTED != 0 => {
+            match keys.and_then(|k| k.open(header.nonce_prefix, header.segment, leaf, body)) {
+                Some(plain) => Checked::Event { offset, hash: leaf_hash(plain) },
+                None => Checked::Bad { offset, record, what: BadRecord::Undecryptable },
+            }
+        }
+        TYPE_EVENT => Checked::Event { offset, hash: leaf_hash(body) },
+        format::TYPE_STH | format::TYPE_SEAL => match format::SignedHead::decode(body) {
+            Some(head) => Checked::Head { offset, head: Box::new(head), seal: kind == format::TYPE_SEAL },
+            None => Checked::Bad { offset, record, what: BadRecord::BadHead },
+        },
+        other => Checked::Bad { offset, record, what: BadRecord::UnknownType(other) },
+    }
+}
+
+/// Bytes a streaming check keeps in memory beyond one record.
+const WINDOW: usize = 8 << 20;
+
+/// Why a segment could not be streamed.
+pub enum StreamError {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// The header is not a valid segment header.
+    Header(&'static str),
+}
+
+/// Like [`check_segment`] on one thread, reading the segment through a
+/// window of a few MiB (`window` is reused between calls) instead of
+/// loading it whole.
+pub fn check_segment_stream(
+    mut f: impl std::io::Read,
+    keys: Option<&Keys>,
+    window: &mut Vec<u8>,
+    size_hint: u64,
+) -> Result<(Header, Vec<Checked>), StreamError> {
+    use std::io::Read;
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact(&mut head).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => StreamError::Header("shorter than a segment header"),
+        _ => StreamError::Io(e),
+    })?;
+    let header = Header::decode(&head).map_err(StreamError::Header)?;
+    let cap = WINDOW + format::MAX_RECORD + format::RECORD_OVERHEAD;
+    window.clear();
+    window.reserve(cap);
+    // Events are rarely under 256 bytes: one allocation for the results.
+    let mut out = Vec::with_capacity((size_hint / 256) as usize + 16);
+    let mut base = HEADER_LEN as u64; // file offset of window[0]
+    let mut leaf = header.first_leaf;
+    let mut record = 0u64;
+    loop {
+        let want = (cap - window.len()) as u64;
+        let got = (&mut f).take(want).read_to_end(window).map_err(StreamError::Io)?;
+        let eof = (got as u64) < want;
+        let mut pos = 0;
+        loop {
+            let rest = &window[pos..];
+            if rest.is_empty() {
+                break;
+            }
+            let offset = base + pos as u64;
+            if rest.len() < 5 {
+                if eof {
+                    out.push(Checked::Bad { offset, record, what: BadRecord::Frame(RecordError::Truncated) });
+                    return Ok((header, out));
+                }
+                break;
+            }
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if len > format::MAX_RECORD {
+                out.push(Checked::Bad { offset, record, what: BadRecord::Frame(RecordError::TooLong) });
+                return Ok((header, out));
+            }
+            if rest.len() < format::RECORD_OVERHEAD + len {
+                if eof {
+                    out.push(Checked::Bad { offset, record, what: BadRecord::Frame(RecordError::Truncated) });
+                    return Ok((header, out));
+                }
+                break;
+            }
+            let kind = rest[4];
+            let stored = u32::from_be_bytes([rest[5 + len], rest[6 + len], rest[7 + len], rest[8 + len]]);
+            let c =
+                check_record(&header, keys, kind, &mut window[pos + 5..pos + 5 + len], stored, leaf, offset, record);
+            let bad = matches!(c, Checked::Bad { .. });
+            out.push(c);
+            if bad {
+                return Ok((header, out));
+            }
+            if kind == TYPE_EVENT {
+                leaf += 1;
+            }
+            record += 1;
+            pos += format::RECORD_OVERHEAD + len;
+        }
+        if eof && pos == window.len() {
+            return Ok((header, out));
+        }
+        window.drain(..pos);
+        base += pos as u64;
+    }
 }

@@ -107,18 +107,25 @@ pub fn verify(
     let stop = std::sync::atomic::AtomicBool::new(false);
     type Loaded = Result<(Header, Vec<Checked>), Failure>;
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Loaded)>(workers * 2);
-    // Each worker reads into its own buffer, reused: fresh 64 MiB buffers
-    // would cost more in page faults than the reading itself.
-    let load = |i: usize, bytes: &mut Vec<u8>| -> Loaded {
+    // Many segments: each worker streams whole segments through a reused
+    // window of a few MiB (fresh 64 MiB buffers would cost more in page
+    // faults than the reading). One segment: read it and use every core.
+    let load = |i: usize, window: &mut Vec<u8>| -> Loaded {
         let n = segments[i];
         let cannot = |e: std::io::Error| fail(Some(n), None, None, format!("cannot read: {e}"));
-        let mut f = std::fs::File::open(segment::segment_path(audit_dir, n)).map_err(cannot)?;
-        bytes.clear();
-        bytes.reserve(f.metadata().map_or(0, |m| m.len() as usize) + 1);
-        std::io::Read::read_to_end(&mut f, bytes).map_err(cannot)?;
-        let header = Header::decode(bytes).map_err(|e| fail(Some(n), None, Some(0), e))?;
-        let checked = segment::check_segment(bytes, &header, keys, per_segment_threads);
-        Ok((header, checked))
+        let path = segment::segment_path(audit_dir, n);
+        if per_segment_threads > 1 {
+            let bytes = std::fs::read(&path).map_err(cannot)?;
+            let header = Header::decode(&bytes).map_err(|e| fail(Some(n), None, Some(0), e))?;
+            let checked = segment::check_segment(&bytes, &header, keys, per_segment_threads);
+            return Ok((header, checked));
+        }
+        let f = std::fs::File::open(&path).map_err(cannot)?;
+        let size = f.metadata().map_or(0, |m| m.len());
+        segment::check_segment_stream(f, keys, window, size).map_err(|e| match e {
+            segment::StreamError::Io(e) => cannot(e),
+            segment::StreamError::Header(m) => fail(Some(n), None, Some(0), m),
+        })
     };
     let result = std::thread::scope(|s| {
         for _ in 0..workers {
