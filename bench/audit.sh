@@ -59,7 +59,7 @@ print(f"Audit log, medians of {len(rows)} round(s); canonical event size {rows[0
 print(f"  durable appends        {med('eps'):>12,.0f} events/s   (target >= 100,000)")
 print(f"  ack latency under load p50 {med('p50'):.2f} ms, p99 {med('p99'):.2f} ms")
 print(f"  verification           {med('verify'):>12,.0f} MiB/s")
-print(f"  SHA-256, one core      {med('sha'):>12,.0f} MiB/s (ring)", end="")
+print(f"  SHA-256, one core      {med('sha'):>12,.0f} MiB/s (best of ring, sha2)", end="")
 if openssl:
     print(f"; openssl speed: {float(openssl)/1024:,.0f} MiB/s")
 else:

@@ -127,14 +127,22 @@ fn main() {
     let report = verify::verify(&audit, Some(&keys), &keys.public_key(), None).expect("verifies");
     let vsecs = t.elapsed().as_secs_f64();
 
-    // Single-core SHA-256 over 256 MiB in 1 MiB blocks.
+    // Single-core SHA-256 over 256 MiB in 1 MiB blocks: the faster of
+    // ring's and sha2's, so the comparison is with this machine's best.
     let block = vec![0x5au8; 1 << 20];
     let t = Instant::now();
     let mut acc = 0u8;
     for _ in 0..256 {
         acc ^= ring::digest::digest(&ring::digest::SHA256, &block).as_ref()[0];
     }
-    let sha = 256.0 / t.elapsed().as_secs_f64();
+    let ring_speed = 256.0 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..256 {
+        use sha2::Digest;
+        acc ^= sha2::Sha256::digest(&block)[0];
+    }
+    let sha2_speed = 256.0 / t.elapsed().as_secs_f64();
+    let sha = ring_speed.max(sha2_speed);
     let verify_mb = bytes as f64 / (1 << 20) as f64 / vsecs;
 
     println!("event size (canonical JSON): {size} bytes; producers {producers}, {window} in flight each, {seconds} s");

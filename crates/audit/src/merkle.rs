@@ -2,37 +2,35 @@
 //! leaf and node hashing, the frontier that grows the tree one leaf at a
 //! time, and inclusion and consistency proofs with their verification.
 
-use ring::digest::{Context, SHA256};
+use sha2::{Digest, Sha256};
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
 
+// SHA-256 comes from `sha2` here (SHA-NI when the CPU has it): for the
+// short messages of a Merkle tree it measured 10-25% faster per call than
+// ring's one-shot digest (docs/decisions.md, 12).
+
 /// `SHA-256(0x00 || data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut c = Context::new(&SHA256);
-    c.update(&[0x00]);
-    c.update(data);
-    to_hash(c.finish().as_ref())
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    h.update(data);
+    h.finalize().into()
 }
 
 /// `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut buf = [0u8; 65];
-    buf[0] = 0x01;
-    buf[1..33].copy_from_slice(left);
-    buf[33..].copy_from_slice(right);
-    to_hash(ring::digest::digest(&SHA256, &buf).as_ref())
+    let mut h = Sha256::new();
+    h.update([0x01]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
 }
 
 /// The root of the empty tree, `SHA-256()`.
 pub fn empty_root() -> Hash {
-    to_hash(ring::digest::digest(&SHA256, b"").as_ref())
-}
-
-fn to_hash(b: &[u8]) -> Hash {
-    let mut h = [0u8; 32];
-    h.copy_from_slice(b);
-    h
+    Sha256::digest(b"").into()
 }
 
 /// The roots of the perfect subtrees of a tree of `size` leaves, left to
