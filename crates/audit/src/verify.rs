@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::format::{self, Header, SignedHead};
+use crate::format::{Header, SignedHead};
 use crate::keys::{key_id_of, Keys};
 use crate::merkle::{Frontier, Hash};
 use crate::segment::{self, Checked};
@@ -267,6 +267,7 @@ pub fn verify(
 /// Checks a head exported earlier against the log: signature, and that the
 /// log extends it (the leaves are those collected by [`verify`]).
 pub fn check_exported(
+    audit_dir: &Path,
     head: &SignedHead,
     public_key: &[u8; 32],
     report: &Report,
@@ -289,13 +290,18 @@ pub fn check_exported(
     if head.tree_size < report.base_size {
         return Err(fail(None, None, None, "exported head is older than the retention base; cannot be checked"));
     }
-    let offset = report.base_size as usize;
-    if offset > 0 {
-        // Leaves before the base are gone; check from what remains.
-        return Ok(());
-    }
+    // The tree at the head's size: the retention base's frontier (if any),
+    // then the remaining leaves up to that size.
+    let mut tree = crate::retention::read_base(audit_dir).ok().flatten().and_then(|b| b.frontier()).unwrap_or_default();
     let size = head.tree_size as usize;
-    if size > leaves.len() || crate::merkle::root_of(&leaves[..size]) != head.root {
+    let from_leaves = size.saturating_sub(tree.size() as usize);
+    if from_leaves > leaves.len() {
+        return Err(fail(None, None, None, "the log is shorter than the exported head"));
+    }
+    for l in &leaves[..from_leaves] {
+        tree.push(*l);
+    }
+    if tree.size() != head.tree_size || tree.root() != head.root {
         return Err(fail(
             None,
             None,
@@ -303,6 +309,6 @@ pub fn check_exported(
             format!("the first {size} events do not hash to the exported head: the log was rewritten"),
         ));
     }
-    let _ = format::STH_LEN;
+
     Ok(())
 }

@@ -390,6 +390,12 @@ impl State {
             let path = segment::segment_path(dir, n);
             let bytes = std::fs::read(&path).map_err(|source| AuditError::Io { path: path.clone(), source })?;
             let header = Header::decode(&bytes).map_err(|e| corrupt(&path, e.into()))?;
+            if header.key_id != keys.key_id() {
+                return Err(corrupt(
+                    &path,
+                    "written with another signing key: were the files in audit/keys/ replaced?".into(),
+                ));
+            }
             if header.first_leaf != frontier.size() {
                 return Err(corrupt(
                     &path,
@@ -410,7 +416,7 @@ impl State {
             }
             if last {
                 // Cut a torn tail, then seal unless already sealed.
-                let (good_end, sealed, head_ms) = tail_state(&bytes, &header, &keys);
+                let (good_end, sealed, head_ms) = tail_state(&bytes, &header, &keys).map_err(|e| corrupt(&path, e))?;
                 last_head_ms = head_ms;
                 let mut f = OpenOptions::new()
                     .write(true)
@@ -680,10 +686,15 @@ fn index_matches(bytes: &[u8], entries: &[IndexEntry]) -> bool {
 
 /// End of the last good record, whether the segment is sealed, and the
 /// timestamp of its last signed head.
-fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> (u64, bool, u64) {
+/// End of the last good record, whether the segment is sealed, and the
+/// timestamp of its last signed head. A bad record is accepted as a torn
+/// tail only if nothing follows it (it runs to the end of the file);
+/// otherwise the damage is not a crash's, and `Err` says where it is.
+fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> Result<(u64, bool, u64), String> {
     let mut end = HEADER_LEN as u64;
     let mut sealed = false;
     let mut head_ms = 0;
+    let mut damage = None;
     segment::scan(bytes, header, Some(keys), |item| {
         match item {
             Item::Event { offset, .. } => {
@@ -695,11 +706,28 @@ fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> (u64, bool, u64) {
                 sealed = seal;
                 head_ms = head.timestamp_ms;
             }
-            Item::Bad { .. } => return false,
+            Item::Bad { offset, record, what } => {
+                let claimed_end = bytes.get(offset as usize..offset as usize + 4).map(|l| {
+                    offset + format::RECORD_OVERHEAD as u64 + u64::from(u32::from_be_bytes([l[0], l[1], l[2], l[3]]))
+                });
+                let torn = matches!(what, segment::BadRecord::Frame(format::RecordError::Truncated))
+                    || claimed_end.is_none_or(|e| e >= bytes.len() as u64);
+                if !torn {
+                    damage = Some(format!(
+                        "record {record} (offset {offset}) is damaged ({}) and records follow it: not a torn write; \
+                         refusing to cut them (run `rampart audit verify`)",
+                        what.describe()
+                    ));
+                }
+                return false;
+            }
         }
         true
     });
-    (end, sealed, head_ms)
+    match damage {
+        Some(d) => Err(d),
+        None => Ok((end, sealed, head_ms)),
+    }
 }
 
 fn next_record_end(bytes: &[u8], offset: u64) -> u64 {

@@ -235,7 +235,7 @@ fn a_truncated_tail_is_caught_against_an_exported_head() {
     let mut leaves = Vec::new();
     let report = verify(&audit, Some(&keys), &keys.public_key(), Some(&mut leaves)).unwrap();
     assert!(report.tree_size < 20);
-    let e = check_exported(&exported, &keys.public_key(), &report, &leaves).unwrap_err();
+    let e = check_exported(&audit, &exported, &keys.public_key(), &report, &leaves).unwrap_err();
     assert!(e.message.contains("truncated"), "{e}");
 }
 
@@ -415,4 +415,20 @@ fn the_frozen_version_1_log_still_verifies_and_its_tampered_copy_does_not() {
     let e = verify(dir.path(), None, &public, None).unwrap_err();
     assert!(e.message.contains("leaf hash does not match the signed head"), "{e}");
     assert_eq!(e.segment, Some(1));
+}
+
+#[test]
+fn damage_before_the_tail_is_refused_on_reopen_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 10, Options { sth_every_events: 3, ..Options::default() });
+    let n = *segment::list(&dir.path().join("audit")).last().unwrap();
+    let path = seg(dir.path(), n);
+    let recs = records(&path);
+    let before = std::fs::read(&path).unwrap();
+    let mut b = before.clone();
+    b[recs[2].0 + 12] ^= 0x40;
+    std::fs::write(&path, &b).unwrap();
+    let err = AuditLog::open(dir.path()).err().expect("refused").to_string();
+    assert!(err.contains("records follow it"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b, "nothing was cut");
 }

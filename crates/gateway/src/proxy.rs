@@ -91,12 +91,11 @@ impl Handler {
         let rt = self.shared.runtime.load_full();
         let (mut parts, body) = req.into_parts();
         let trusted_peer = rt.ip_policy.is_trusted(self.conn.peer);
+        // Several X-Forwarded-For lines (a proxy that adds its own line
+        // rather than appending) are one list, in order (RFC 9110 5.3).
+        let forwarded_for = if trusted_peer { joined(&parts.headers, &X_FORWARDED_FOR) } else { None };
         let client = if trusted_peer {
-            ip_policy::client_ip(
-                self.conn.client,
-                parts.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
-                &rt.ip_policy,
-            )
+            ip_policy::client_ip(self.conn.client, forwarded_for.as_deref().map(str::as_bytes), &rt.ip_policy)
         } else {
             self.conn.client
         };
@@ -158,7 +157,7 @@ impl Handler {
             }
         };
 
-        self.prepare_upstream_request(&mut parts, client, trusted_peer, &host, &request_id);
+        self.prepare_upstream_request(&mut parts, client, trusted_peer, forwarded_for.as_deref(), &host, &request_id);
         match self.forward(route, parts, body).await {
             Ok((mut resp, backend)) => {
                 strip_hop_by_hop(resp.headers_mut());
@@ -327,11 +326,19 @@ impl Handler {
         }
     }
 
-    fn prepare_upstream_request(&self, parts: &mut Parts, client: IpAddr, trusted: bool, host: &str, request_id: &str) {
+    fn prepare_upstream_request(
+        &self,
+        parts: &mut Parts,
+        client: IpAddr,
+        trusted: bool,
+        forwarded_for: Option<&str>,
+        host: &str,
+        request_id: &str,
+    ) {
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
         let peer = if trusted { self.conn.peer } else { client };
-        let xff = match (trusted, h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
+        let xff = match (trusted, forwarded_for) {
             (true, Some(prev)) => format!("{prev}, {peer}"),
             _ => client.to_string(),
         };
@@ -524,6 +531,23 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(name);
         }
     }
+}
+
+/// All lines of a header joined with ", ", or `None` when absent or not
+/// text.
+fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut out: Option<String> = None;
+    for v in h.get_all(name) {
+        let v = v.to_str().ok()?;
+        match &mut out {
+            Some(s) => {
+                s.push_str(", ");
+                s.push_str(v);
+            }
+            None => out = Some(v.to_string()),
+        }
+    }
+    out
 }
 
 /// The host the client asked for, without port.

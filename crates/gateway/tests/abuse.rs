@@ -113,7 +113,7 @@ async fn floods_of_refused_requests_lead_to_a_ban() {
 async fn bans_are_shared_through_redis_and_managed_by_the_admin_api() {
     let up = Upstream::start("a").await;
     let extra = format!(
-        "[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{}\"\n[bans]\nthreshold = 10\nduration = \"30s\"\n",
+        "[redis]\nurl = \"{REDIS_URL}\"\nkey_prefix = \"{}\"\n[bans]\nthreshold = 20\nduration = \"30s\"\n",
         redis_prefix()
     );
     let a = gateway(&up.url(), &extra).await;

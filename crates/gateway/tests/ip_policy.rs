@@ -59,6 +59,18 @@ async fn forwarded_client_address_is_policed_only_from_trusted_proxies() {
     // Through the trusted proxy, the real client is denied (403 per request).
     let r = request_from("127.0.0.10", g.http(), "GET", "/", &[("x-forwarded-for", "203.0.113.50")], "").await;
     assert_eq!(r.status, 403);
+    // A proxy that adds its own X-Forwarded-For line (rather than appending)
+    // still wins over what the client sent in an earlier line.
+    let r = request_from(
+        "127.0.0.10",
+        g.http(),
+        "GET",
+        "/",
+        &[("x-forwarded-for", "198.51.100.1"), ("x-forwarded-for", "203.0.113.51")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403);
     // From anyone else the header is ignored: no way to spoof or frame.
     let r = request_from("127.0.0.11", g.http(), "GET", "/", &[("x-forwarded-for", "203.0.113.50")], "").await;
     assert_eq!(r.status, 200);

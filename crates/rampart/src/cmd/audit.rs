@@ -137,7 +137,7 @@ fn verify_cmd(log: &Log, head: Option<&Path>, json: bool) -> Result<ExitCode, Cl
     let report = verify::verify(&log.dir, Some(&log.keys), &public, Some(&mut leaves)).map_err(tampered)?;
     if let Some(h) = head {
         let exported = read_head(h)?;
-        verify::check_exported(&exported.head, &public, &report, &leaves).map_err(tampered)?;
+        verify::check_exported(&log.dir, &exported.head, &public, &report, &leaves).map_err(tampered)?;
     }
     let secs = start.elapsed().as_secs_f64();
     if json {
