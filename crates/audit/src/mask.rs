@@ -161,6 +161,9 @@ impl Masker {
 
     fn walk(&self, v: &mut Value, path: &mut String) {
         if let Some(rule) = self.fields.iter().find(|r| r.path == *path) {
+            if rule.action == Action::Off {
+                return;
+            }
             if let Some(s) = scalar_text(v) {
                 *v = Value::String(self.apply(rule.action, "field", &s));
                 return;
@@ -184,9 +187,8 @@ impl Masker {
                         path.push('.');
                     }
                     path.push_str(k);
-                    if is_secret_name(k) && !matches!(x, Value::Object(_) | Value::Array(_) | Value::Null) {
-                        let text = scalar_text(x).unwrap_or_default();
-                        *x = Value::String(self.apply(Action::Redact, "field", &text));
+                    if is_secret_name(k) && !matches!(x, Value::Object(_) | Value::Null) {
+                        redact_all(x, &|t| self.apply(Action::Redact, "field", t));
                     } else {
                         self.walk(x, path);
                     }
@@ -249,6 +251,20 @@ impl Masker {
                 s.extend(&chars[chars.len() - keep..]);
                 s
             }
+        }
+    }
+}
+
+/// Replaces every scalar under `v` (a secret member's value, or a list of
+/// them) by `f(text)`.
+fn redact_all(v: &mut Value, f: &dyn Fn(&str) -> String) {
+    match v {
+        Value::Array(a) => a.iter_mut().for_each(|x| redact_all(x, f)),
+        Value::Object(m) => m.values_mut().for_each(|x| redact_all(x, f)),
+        Value::Null => {}
+        other => {
+            let text = scalar_text(other).unwrap_or_default();
+            *other = Value::String(f(&text));
         }
     }
 }
@@ -384,6 +400,10 @@ mod tests {
         assert_eq!(v["user"]["password"], "[REDACTED:field]");
         assert!(v["user"]["name"].as_str().unwrap().starts_with("hmac:"));
         assert_eq!(v["message"], "login from 192.0.2.1");
+        let mut list = json!({"cookie": ["a=1", "b=2"], "tokens": {"token": 5}});
+        m.mask_value(&mut list);
+        assert_eq!(list["cookie"][1], "[REDACTED:field]");
+        assert_eq!(list["tokens"]["token"], "[REDACTED:field]");
     }
 
     #[test]

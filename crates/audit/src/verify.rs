@@ -200,8 +200,16 @@ pub fn verify(
                 for (record, item) in checked.into_iter().enumerate() {
                     let record = record as u64;
                     match item {
-                        Checked::Event { hash, .. } => {
-                            sealed = false;
+                        Checked::Event { hash, offset } => {
+                            if sealed {
+                                error = Some(fail(
+                                    Some(n),
+                                    Some(record),
+                                    Some(offset),
+                                    "event after the seal: events were appended to a closed segment",
+                                ));
+                                break;
+                            }
                             frontier.push(hash);
                             if let Some(l) = leaves.as_deref_mut() {
                                 l.push(hash);

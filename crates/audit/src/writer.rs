@@ -463,7 +463,6 @@ impl State {
         let mut idx: Vec<u8> = Vec::with_capacity(64 << 10);
         let mut last_inbox = Instant::now();
         let mut last_retention = Instant::now();
-        let mut done_seq = 0u64;
         loop {
             let wait = match self.first_unsigned {
                 Some(t) => self.options.sth_every.saturating_sub(t.elapsed()).max(Duration::from_millis(1)),
@@ -517,16 +516,20 @@ impl State {
                 count += self.take_inbox(&masker, &mut buf, &mut idx);
             }
             if !buf.is_empty() {
-                if let Err(e) = self.commit(&mut buf, &mut idx) {
-                    tracing::error!(error = %e, "audit log write failed; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
+                // Nothing is acknowledged until this succeeds: retry (a full
+                // disk, say) with the batch, its waiters and any close
+                // request kept, after undoing a partial write.
+                let mut pause = Duration::from_millis(50);
+                while let Err(e) = self.commit(&mut buf, &mut idx) {
+                    let _ = self.file.set_len(self.offset);
+                    tracing::error!(error = %e, retry_in = ?pause, "audit log write failed; events wait");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
                 written.fetch_add(count as u64, Ordering::Relaxed);
             }
             if let Some(seq) = max_seq {
-                done_seq = seq + 1;
-                *durable.done.lock().unwrap_or_else(|p| p.into_inner()) = done_seq;
+                *durable.done.lock().unwrap_or_else(|p| p.into_inner()) = seq + 1;
                 durable.cond.notify_all();
             }
             let head_due = self.unsigned >= self.options.sth_every_events
@@ -555,7 +558,6 @@ impl State {
                 last_retention = Instant::now();
                 self.retention();
             }
-            let _ = done_seq;
         }
     }
 
@@ -579,6 +581,7 @@ impl State {
 
     /// One write and one sync for the whole batch.
     fn commit(&mut self, buf: &mut Vec<u8>, idx: &mut Vec<u8>) -> std::io::Result<()> {
+        debug_assert!(!buf.is_empty());
         self.file.write_all(buf)?;
         self.file.sync_data()?;
         self.offset += buf.len() as u64;
@@ -593,8 +596,10 @@ impl State {
         let head = self.keys.sign(self.frontier.size(), ts, self.frontier.root());
         let mut rec = Vec::with_capacity(128);
         format::encode_record(&mut rec, kind, &head.encode());
-        self.file.write_all(&rec)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.file.write_all(&rec).and_then(|()| self.file.sync_data()) {
+            let _ = self.file.set_len(self.offset);
+            return Err(e);
+        }
         self.offset += rec.len() as u64;
         self.unsigned = 0;
         self.first_unsigned = None;

@@ -43,7 +43,10 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
         }
     }
     std::fs::create_dir_all(data_dir)?;
-    let token = format!("{:032x}{:032x}", fastrand::u128(..), fastrand::u128(..));
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| std::io::Error::other("no secure random numbers"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -60,7 +63,14 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, token: Arc<str>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(_) => {
+                    // Out of descriptors: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
             _ = shutdown.changed() => return,
         };
         let shared = shared.clone();

@@ -61,14 +61,18 @@ struct Summary {
     method: http::Method,
     uri: Uri,
     user_agent: Option<HeaderValue>,
+    /// The client's side is HTTPS: our TLS, or a trusted proxy's
+    /// (X-Forwarded-Proto: https from a trusted peer).
+    https: bool,
 }
 
 impl Summary {
-    fn of(parts: &Parts) -> Self {
+    fn of(parts: &Parts, https: bool) -> Self {
         Summary {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            https,
         }
     }
 
@@ -101,9 +105,12 @@ impl Handler {
         };
         let request_id = request_id(&parts.headers, trusted_peer);
         let host = host_of(&parts).to_string();
-        let summary = Summary::of(&parts);
+        let https = self.conn.tls
+            || trusted_peer
+                && parts.headers.get(&X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        let summary = Summary::of(&parts, https);
 
-        if rt.config.listen.redirect_https && !self.conn.tls {
+        if rt.config.listen.redirect_https && !https {
             let resp = redirect_to_https(&parts, &host, rt.https_port);
             self.finish(
                 &rt,
@@ -117,7 +124,7 @@ impl Handler {
             );
             return Ok(resp);
         }
-        let decision = self.admit(&rt, &parts, client, &host).await;
+        let decision = self.admit(&rt, &parts, client, &host, https).await;
         let route = match decision {
             Ok(route) => route,
             Err((reason, route_name, extra)) => {
@@ -161,7 +168,7 @@ impl Handler {
         match self.forward(route, parts, body).await {
             Ok((mut resp, backend)) => {
                 strip_hop_by_hop(resp.headers_mut());
-                route.headers.apply(resp.headers_mut(), self.conn.tls);
+                route.headers.apply(resp.headers_mut(), https);
                 if let Ok(v) = HeaderValue::from_str(&request_id) {
                     resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
                 }
@@ -196,6 +203,7 @@ impl Handler {
         parts: &Parts,
         client: IpAddr,
         host: &str,
+        https: bool,
     ) -> Result<&'r Route, (Reason, &'r str, Option<HeaderMap>)> {
         if let Some(ban) = self.shared.bans.banned(client) {
             let secs = ban.until_ms.saturating_sub(crate::stage::bans::now_ms()).div_ceil(1000);
@@ -241,7 +249,7 @@ impl Handler {
             }
         }
         if route.csrf {
-            if let Some(r) = csrf::check(parts, if self.conn.tls { "https" } else { "http" }) {
+            if let Some(r) = csrf::check(parts, if https { "https" } else { "http" }) {
                 return Err((r, &route.name, None));
             }
         }
@@ -356,6 +364,14 @@ impl Handler {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert(X_REQUEST_ID.clone(), v);
         }
+        // HTTP/2 sends each cookie as its own field; an HTTP/1.1 upstream
+        // expects one line, joined with "; " (RFC 9113 8.2.3).
+        if parts.version == Version::HTTP_2 && h.get_all(header::COOKIE).iter().nth(1).is_some() {
+            let joined: Vec<&[u8]> = h.get_all(header::COOKIE).iter().map(|v| v.as_bytes()).collect();
+            if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+                h.insert(header::COOKIE, v);
+            }
+        }
         if !h.contains_key(header::HOST) {
             if let Some(a) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
                 h.insert(header::HOST, a);
@@ -438,7 +454,7 @@ impl Handler {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(route) = rt.routes.iter().find(|r| &*r.name == route) {
-            route.headers.apply(resp.headers_mut(), self.conn.tls);
+            route.headers.apply(resp.headers_mut(), parts.https);
         }
         self.finish(
             rt,

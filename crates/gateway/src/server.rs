@@ -142,7 +142,10 @@ async fn connection(
     let rt = shared.runtime.load_full();
     let peer = canonical(addr.ip());
     let limits = &rt.limits;
-    let _slot = match shared.conns.acquire(peer, limits.max_connections, limits.max_connections_per_ip) {
+    // A trusted load balancer carries many clients on its connections: the
+    // per-address cap would throttle all of them together.
+    let per_ip = if rt.ip_policy.is_trusted(peer) { usize::MAX } else { limits.max_connections_per_ip };
+    let _slot = match shared.conns.acquire(peer, limits.max_connections, per_ip) {
         Ok(g) => g,
         Err(reason) => {
             if tls.is_none() {
@@ -172,7 +175,7 @@ async fn connection(
         return refuse_connection(&shared, client, reason);
     }
 
-    let activity = Arc::new(AtomicU64::new(0));
+    let activity = Arc::new(Moves::default());
     let io = Activity { inner: stream, moves: activity.clone() };
     let header_timeout = limits.header_read_timeout.get();
     let idle_timeout = limits.idle_timeout.get();
@@ -191,8 +194,9 @@ async fn connection(
         .max_header_list_size(limits.max_header_bytes as u32)
         .max_pending_accept_reset_streams(64)
         .max_local_error_reset_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        // No keep-alive PINGs: they would count as traffic and keep idle
+        // connections from being reaped; the idle watchdog closes them.
+        .keep_alive_interval(None);
     drop(rt);
 
     let is_tls = tls.is_some();
@@ -220,7 +224,7 @@ async fn connection(
         }
     };
     if let Err(e) = result {
-        classify_and_report(&shared, client, &*e);
+        classify_and_report(&shared, client, &*e, activity.unanswered.load(Ordering::Relaxed));
     }
 }
 
@@ -233,7 +237,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn drive<C>(
     conn: C,
     shutdown: &mut watch::Receiver<bool>,
-    activity: &AtomicU64,
+    activity: &Moves,
     idle: Duration,
 ) -> Result<(), BoxError>
 where
@@ -253,7 +257,7 @@ where
                 conn.as_mut().start_graceful();
             }
             _ = check.tick() => {
-                let now = activity.load(Ordering::Relaxed);
+                let now = activity.count.load(Ordering::Relaxed);
                 if now == seen {
                     quiet += 1;
                 } else {
@@ -290,7 +294,11 @@ where
     }
 }
 
-fn classify_and_report(shared: &Shared, client: IpAddr, e: &(dyn std::error::Error + 'static)) {
+/// `unanswered`: the client had sent bytes not yet answered. A header
+/// timeout without them is a keep-alive (or preconnected) connection that
+/// went quiet, which browsers do all the time: closed, not held against
+/// anyone.
+fn classify_and_report(shared: &Shared, client: IpAddr, e: &(dyn std::error::Error + 'static), unanswered: bool) {
     let Some(h) = find::<hyper::Error>(e) else {
         return;
     };
@@ -298,7 +306,7 @@ fn classify_and_report(shared: &Shared, client: IpAddr, e: &(dyn std::error::Err
         Reason::HeadersTooLarge
     } else if h.is_parse() || h.is_parse_status() {
         Reason::Malformed
-    } else if h.is_timeout() {
+    } else if h.is_timeout() && unanswered {
         Reason::HeaderTimeout
     } else {
         return; // Client went away, reset, and the like: not a refusal.
@@ -348,18 +356,32 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     }
 }
 
+/// What a connection's stream has done, shared with its watchdog.
+#[derive(Default)]
+struct Moves {
+    /// Reads and writes that moved bytes (idle reaping).
+    count: AtomicU64,
+    /// Bytes were read since the last write: a request is (partly) in.
+    unanswered: std::sync::atomic::AtomicBool,
+}
+
 /// A stream that counts the reads and writes that moved bytes, for idle
-/// reaping.
+/// reaping, and notes whether the client sent something not yet answered
+/// (a header timeout on a quiet keep-alive connection is not an offense).
 struct Activity<T> {
     inner: T,
-    moves: Arc<AtomicU64>,
+    moves: Arc<Moves>,
 }
 
 impl<T> Activity<T> {
-    /// Counts a read or write that moved bytes. One writer (the connection's
-    /// own task), so a load and a store suffice; no clock is read.
-    fn touch(&self) {
-        self.moves.store(self.moves.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    /// One writer (the connection's own task): a load and a store suffice;
+    /// no clock is read.
+    fn touch(&self, read: bool) {
+        let c = &self.moves.count;
+        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        if self.moves.unanswered.load(Ordering::Relaxed) != read {
+            self.moves.unanswered.store(read, Ordering::Relaxed);
+        }
     }
 }
 
@@ -368,7 +390,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.touch();
+            self.touch(true);
         }
         r
     }
@@ -378,7 +400,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.touch(false);
         }
         r
     }
@@ -390,7 +412,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.touch(false);
         }
         r
     }
