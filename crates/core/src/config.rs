@@ -213,6 +213,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// HTTP/2: streams open at once on one connection.
     pub h2_max_concurrent_streams: u32,
+    /// Request bodies of unannounced size are buffered before forwarding;
+    /// all of them together may hold this many bytes (then 503).
+    pub max_buffered_body_bytes: u64,
 }
 
 impl Default for Limits {
@@ -228,6 +231,7 @@ impl Default for Limits {
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
             h2_max_concurrent_streams: 128,
+            max_buffered_body_bytes: 256 << 20,
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum BodyError {
     /// The client connection failed.
     #[error("client body: {0}")]
     Client(#[from] hyper::Error),
+    /// Buffered bodies already fill the gateway's budget.
+    #[error("request body buffer budget exhausted")]
+    Overloaded,
 }
 
 /// A request body on its way upstream.
@@ -125,15 +128,67 @@ impl Streamed {
 /// Reads a whole body into memory, up to `limit` bytes, with the stall
 /// timeout between frames. Used when the size is not announced up front,
 /// so that an oversized body never starts to reach the upstream.
-pub async fn collect(inner: Incoming, limit: u64, stall: Duration) -> Result<Bytes, BodyError> {
+///
+/// Every byte buffered counts against `budget`, shared by all requests, so
+/// that many slow bodies at once cannot exhaust memory; the returned
+/// [`Held`] gives the bytes back when dropped.
+pub async fn collect(
+    inner: Incoming,
+    limit: u64,
+    stall: Duration,
+    budget: &Budget,
+) -> Result<(Bytes, Held), BodyError> {
     let mut body = ProxyBody::stream(inner, limit, stall);
     let mut buf = bytes::BytesMut::new();
+    let mut held = Held { budget: budget.clone(), bytes: 0 };
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {
+            if !held.grow(data.len() as u64) {
+                return Err(BodyError::Overloaded);
+            }
             buf.extend_from_slice(&data);
         }
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), held))
+}
+
+/// Bytes of request bodies buffered at once, all requests together.
+#[derive(Clone)]
+pub struct Budget {
+    used: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Budget { used: Default::default(), limit }
+    }
+}
+
+/// Bytes taken from a [`Budget`], returned on drop.
+pub struct Held {
+    budget: Budget,
+    bytes: u64,
+}
+
+impl Held {
+    fn grow(&mut self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let before = self.budget.used.fetch_add(n, Ordering::AcqRel);
+        if before + n > self.budget.limit {
+            self.budget.used.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A response body on its way to the client.

@@ -147,6 +147,8 @@ pub struct Shared {
     pub access_log: Option<AccessLog>,
     /// Open connections.
     pub conns: Arc<ConnLimiter>,
+    /// Request bodies buffered at once.
+    pub body_budget: body::Budget,
 }
 
 /// A running gateway.
@@ -247,6 +249,7 @@ impl Gateway {
         };
 
         let workers = runtime::worker_count(&config);
+        let max_buffered = config.limits.max_buffered_body_bytes;
         let runtime = Runtime::build(config, None, https_addr.map(|a| a.port()))?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
@@ -257,6 +260,7 @@ impl Gateway {
             rates,
             access_log,
             conns: Arc::new(ConnLimiter::default()),
+            body_budget: body::Budget::new(max_buffered),
         });
 
         let (shutdown, rx) = watch::channel(false);

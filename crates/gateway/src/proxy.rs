@@ -138,6 +138,8 @@ impl Handler {
         // buffer bodies of unannounced size so that an oversized one never
         // starts to reach the upstream.
         let stall = rt.limits.body_read_timeout.get();
+        // Keeps a buffered body's bytes counted until the exchange is over.
+        let mut _held = None;
         let announced = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let body = if let Some(n) = announced {
             if n > route.max_body {
@@ -153,8 +155,11 @@ impl Handler {
         } else if http_body::Body::is_end_stream(&body) {
             ProxyBody::Empty
         } else {
-            match collect(body, route.max_body, stall).await {
-                Ok(bytes) => ProxyBody::Full(Some(bytes)),
+            match collect(body, route.max_body, stall, &self.shared.body_budget).await {
+                Ok((bytes, held)) => {
+                    _held = Some(held);
+                    ProxyBody::Full(Some(bytes))
+                }
                 Err(e) => {
                     let reason = body_reason(&e);
                     return Ok(self
@@ -219,11 +224,12 @@ impl Handler {
         if let Some(r) = rt.request_limits.check(parts) {
             return Err((r, "-", None));
         }
-        let path = parts.uri.path();
-        if let Some(r) = rt.probes.check(path, parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes())) {
+        // Judged on the path the backend will act on (`stage::path`).
+        let path = crate::stage::path::normalize(parts.uri.path());
+        if let Some(r) = rt.probes.check(&path, parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes())) {
             return Err((r, "-", None));
         }
-        let Some(route) = rt.route(host, path) else {
+        let Some(route) = rt.route(host, &path) else {
             return Err((Reason::NoRoute, "-", None));
         };
         for limit in &route.limits {
@@ -635,6 +641,7 @@ fn body_reason(e: &BodyError) -> Reason {
         BodyError::TooLarge(_) => Reason::BodyTooLarge,
         BodyError::Stalled(_) => Reason::BodyTimeout,
         BodyError::Client(_) => Reason::Malformed,
+        BodyError::Overloaded => Reason::BufferFull,
     }
 }
 

@@ -78,6 +78,8 @@ reasons! {
     Scanner = "scanner_user_agent", 403, Scanner;
     /// No route matches the host and path.
     NoRoute = "no_route", 404, None;
+    /// Buffered request bodies already fill the gateway's budget.
+    BufferFull = "body_buffer_full", 503, None;
     /// No upstream address could be reached.
     UpstreamUnavailable = "upstream_unavailable", 502, None;
     /// The upstream did not answer in time.

@@ -54,13 +54,17 @@ impl Route {
     }
 }
 
-/// `/api` matches `/api`, `/api/` and `/api/x`, not `/apix`.
+/// `/api` matches `/api`, `/api/` and `/api/x`, not `/apix`; without
+/// regard to case, since many backends route without it (`/API/x` must
+/// meet `/api`'s rules).
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }
     let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-    path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+    path.len() >= prefix.len()
+        && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }
 
 /// Gateway worker threads for `config`: `listen.workers`, or one per core.

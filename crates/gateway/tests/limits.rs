@@ -169,3 +169,22 @@ async fn idle_keep_alive_connections_are_closed() {
     assert_eq!(n, 0, "closed");
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn buffered_bodies_share_one_memory_budget() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), "[limits]\nmax_body_bytes = 100000\nmax_buffered_body_bytes = 1000\n").await;
+    // Announced sizes stream through: the budget does not apply.
+    assert_eq!(request(g.http(), "POST", "/", &[], &"x".repeat(5000)).await.status, 200);
+    // A chunked body larger than the whole budget: 503, nothing forwarded.
+    let mut chunked = b"POST /big HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    chunked.extend_from_slice(b"5dc\r\n");
+    chunked.extend_from_slice(&[b'z'; 1500]);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let resp = raw(g.http(), &chunked, Duration::from_secs(3)).await;
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    assert!(up.seen.lock().unwrap().iter().all(|s| s.path != "/big"));
+    // The budget is given back: a small chunked body passes again.
+    let ok = b"POST /small HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    assert_eq!(status_of(&raw(g.http(), ok, Duration::from_secs(3)).await), 200);
+}

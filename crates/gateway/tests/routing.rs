@@ -169,3 +169,23 @@ async fn https_upstream_is_verified_against_the_configured_ca() {
     assert_eq!(get(g.http(), "/").await.status, 502);
     assert_eq!(plain.count(), before);
 }
+
+#[tokio::test]
+async fn path_tricks_do_not_escape_a_stricter_route() {
+    let up = Upstream::start("a").await;
+    let extra = "[bans]\nenabled = false\n[upstreams.app]\naddresses = [\"{UP}\"]\n\
+                 [[routes]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"app\"\ncsrf = true\n\
+                 [[routes]]\nname = \"rest\"\nupstream = \"app\"\n";
+    let g = gateway(&up.url(), extra).await;
+    for p in
+        ["/api/transfer", "//api/transfer", "/API/transfer", "/%61pi/transfer", "/x/../api/transfer", "/./api/transfer"]
+    {
+        let r = request(g.http(), "POST", p, &[("origin", "http://evil.example")], "a=1").await;
+        assert_eq!(r.status, 403, "{p} escaped the api route's CSRF check");
+    }
+    assert_eq!(request(g.http(), "POST", "/other", &[("origin", "http://evil.example")], "a=1").await.status, 200);
+    for p in ["/%2eenv", "//.env", "/x/../.git/config"] {
+        assert_eq!(get(g.http(), p).await.status, 404, "{p} is a probe");
+    }
+    assert_eq!(up.count(), 1);
+}

@@ -20,6 +20,7 @@ pub mod conn_limit;
 pub mod csrf;
 pub mod headers;
 pub mod ip_policy;
+pub mod path;
 pub mod probes;
 pub mod rate_limit;
 pub mod request_limits;
