@@ -78,22 +78,32 @@ pub fn leaves(audit_dir: &Path, keys: &Keys) -> (u64, Vec<Hash>) {
 }
 
 /// Up to `max` events from leaf index `from` on, oldest first, reading only
-/// the segments that hold them (for sinks following the log).
+/// the segments that hold them (for sinks following the log): headers say
+/// where each segment starts, and the index of the last one says whether
+/// anything new is there at all, so a caught-up sink reads no segment.
 pub fn events_from(audit_dir: &Path, keys: &Keys, from: u64, max: usize) -> Vec<Stored> {
-    let segments = segment::list(audit_dir);
-    let mut headers = Vec::new();
-    for &n in &segments {
-        let Ok(bytes) = std::fs::read(segment::segment_path(audit_dir, n)) else { continue };
-        let Ok(header) = Header::decode(&bytes) else { continue };
-        headers.push((header, bytes));
+    use std::io::Read;
+    let mut starts = Vec::new();
+    for n in segment::list(audit_dir) {
+        let mut head = [0u8; crate::format::HEADER_LEN];
+        let ok = std::fs::File::open(segment::segment_path(audit_dir, n)).and_then(|mut f| f.read_exact(&mut head));
+        if let (Ok(()), Ok(h)) = (ok, Header::decode(&head)) {
+            starts.push((n, h.first_leaf));
+        }
+    }
+    if let Some(&(n, first)) = starts.last() {
+        if segment::read_index(audit_dir, n).is_some_and(|idx| first + idx.len() as u64 <= from) {
+            return Vec::new();
+        }
     }
     let mut out = Vec::new();
-    for (i, (header, bytes)) in headers.iter().enumerate() {
-        // Skip segments that end before `from`.
-        if headers.get(i + 1).is_some_and(|(next, _)| next.first_leaf <= from) {
+    for (i, &(n, _)) in starts.iter().enumerate() {
+        if starts.get(i + 1).is_some_and(|&(_, next)| next <= from) {
             continue;
         }
-        segment::scan(bytes, header, Some(keys), |item| match item {
+        let Ok(bytes) = std::fs::read(segment::segment_path(audit_dir, n)) else { continue };
+        let Ok(header) = Header::decode(&bytes) else { continue };
+        segment::scan(&bytes, &header, Some(keys), |item| match item {
             Item::Event { leaf, plaintext, .. } => {
                 if leaf >= from {
                     if let Ok(event) = serde_json::from_slice(&plaintext) {

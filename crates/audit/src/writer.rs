@@ -389,7 +389,26 @@ impl State {
         for (i, &n) in segments.iter().enumerate() {
             let path = segment::segment_path(dir, n);
             let bytes = std::fs::read(&path).map_err(|source| AuditError::Io { path: path.clone(), source })?;
+            let last = i + 1 == segments.len();
+            if last && bytes.len() < HEADER_LEN {
+                // A crash while the segment was being created: nothing in it.
+                tracing::warn!(segment = %path.display(), "audit log: removing a segment cut while being created");
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(segment::index_path(dir, n));
+                continue;
+            }
             let header = Header::decode(&bytes).map_err(|e| corrupt(&path, e.into()))?;
+            if header.first_leaf < frontier.size() && frontier.size() > 0 && !last {
+                // Retention wrote base.json but crashed before removing this
+                // segment: it is already accounted for in the base.
+                let events = segment::rebuild_index(&bytes, &header, &keys).len() as u64;
+                if header.first_leaf + events <= frontier.size() {
+                    tracing::warn!(segment = %path.display(), "audit log: removing a segment retention had already retired");
+                    let _ = std::fs::remove_file(&path);
+                    let _ = std::fs::remove_file(segment::index_path(dir, n));
+                    continue;
+                }
+            }
             if header.key_id != keys.key_id() {
                 return Err(corrupt(
                     &path,
@@ -402,9 +421,8 @@ impl State {
                     format!("starts at leaf {} but the log has {}", header.first_leaf, frontier.size()),
                 ));
             }
-            let last = i + 1 == segments.len();
             let entries = match segment::read_index(dir, n) {
-                Some(e) if !last && index_matches(&bytes, &e) => e,
+                Some(e) if !last && index_matches(&bytes, &e) && seal_matches(&bytes, &header, &frontier, &e) => e,
                 _ => {
                     let e = segment::rebuild_index(&bytes, &header, &keys);
                     let _ = segment::write_index(dir, n, &e);
@@ -687,6 +705,25 @@ fn index_matches(bytes: &[u8], entries: &[IndexEntry]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a sealed segment's seal signs the tree that `frontier` plus the
+/// index's leaves make: an index is derived data, trusted only then.
+fn seal_matches(bytes: &[u8], header: &Header, frontier: &Frontier, entries: &[IndexEntry]) -> bool {
+    let mut seal = None;
+    segment::scan(bytes, header, None, |item| match item {
+        Item::Head { head, seal: true, .. } => {
+            seal = Some(head);
+            true
+        }
+        Item::Bad { .. } => false,
+        _ => true,
+    });
+    let mut f = frontier.clone();
+    for e in entries {
+        f.push(e.leaf);
+    }
+    seal.is_some_and(|s| s.tree_size == f.size() && s.root == f.root())
 }
 
 /// End of the last good record, whether the segment is sealed, and the

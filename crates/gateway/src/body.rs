@@ -50,13 +50,26 @@ pub struct Streamed {
     seen: u64,
     stall: Duration,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Dropped when the body has been read to its end (or fails, or is
+    /// dropped): the upstream's read timeout starts then.
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ProxyBody {
     /// Streams `inner`, cutting it off past `limit` bytes or after a pause
     /// longer than `stall`.
     pub fn stream(inner: Incoming, limit: u64, stall: Duration) -> Self {
-        ProxyBody::Stream(Box::new(Streamed { inner, limit, seen: 0, stall, timer: None }))
+        ProxyBody::Stream(Box::new(Streamed { inner, limit, seen: 0, stall, timer: None, done: None }))
+    }
+
+    /// A receiver that resolves once the body is fully sent (at once for
+    /// bodies already in memory).
+    pub fn sent(&mut self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let ProxyBody::Stream(s) = self {
+            s.done = Some(tx);
+        }
+        rx
     }
 
     /// Whether the body can be sent again (for a retry on another address).
@@ -112,7 +125,10 @@ impl Streamed {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Client(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.done = None;
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let stall = self.stall;
                 let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));

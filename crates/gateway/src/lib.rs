@@ -418,6 +418,7 @@ impl Reloader {
             ("listen", format!("{:?}", old.config.listen), format!("{:?}", config.listen)),
             ("redis", format!("{:?}", old.config.redis), format!("{:?}", config.redis)),
             ("data_dir", format!("{:?}", old.config.data_dir), format!("{:?}", config.data_dir)),
+            ("tls.min_version", old.config.tls.min_version.clone(), config.tls.min_version.clone()),
         ] {
             if a != b {
                 tracing::warn!(key, "changed; takes effect at the next restart");

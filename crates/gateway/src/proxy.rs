@@ -291,11 +291,24 @@ impl Handler {
             uri.path_and_query =
                 h.uri.path_and_query().cloned().or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
             h.uri = Uri::from_parts(uri).map_err(|_| Reason::Malformed)?;
+            let mut b = b;
+            let sent = b.sent();
             let req = Request::from_parts(h, b);
-            match tokio::time::timeout(timeout, pool.client().request(req)).await {
+            // The read timeout runs from the end of the request body: a slow
+            // upload is the client's pace (bounded by the body stall timeout),
+            // not the upstream's slowness.
+            let deadline = async {
+                let _ = sent.await;
+                tokio::time::sleep(timeout).await;
+            };
+            let outcome = tokio::select! {
+                r = pool.client().request(req) => Ok(r),
+                () = deadline => Err(()),
+            };
+            match outcome {
                 Ok(Ok(resp)) => {
                     if matches!(resp.status().as_u16(), 502..=504) {
-                        pool.failure(i);
+                        self.upstream_down(pool, i);
                     } else {
                         pool.success(i);
                     }

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::uri::{Authority, Scheme};
-use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -194,7 +192,7 @@ impl Pool {
             if hc.path.is_empty() {
                 return;
             }
-            for (i, b) in p.backends.iter().enumerate() {
+            for b in &p.backends {
                 let uri = format!("{}://{}{}", b.scheme, b.authority, hc.path);
                 let Ok(req) =
                     http::Request::get(uri).header("user-agent", "rampart-health-check").body(ProxyBody::Empty)
@@ -217,7 +215,6 @@ impl Pool {
                     b.check_streak.store(0, Ordering::Relaxed);
                     tracing::warn!(pool = %p.name, address = %b.url, up = ok, "upstream health changed");
                 }
-                let _ = i;
             }
             let interval = hc.interval.get();
             drop(p);
@@ -281,11 +278,6 @@ fn build_client(config: &Config, tls: rustls::ClientConfig) -> HttpClient {
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(https)
-}
-
-/// An empty body for requests the gateway makes itself.
-pub fn empty() -> Empty<Bytes> {
-    Empty::new()
 }
 
 #[cfg(test)]
