@@ -62,14 +62,13 @@ impl ProxyBody {
         ProxyBody::Stream(Box::new(Streamed { inner, limit, seen: 0, stall, timer: None, done: None }))
     }
 
-    /// A receiver that resolves once the body is fully sent (at once for
-    /// bodies already in memory).
-    pub fn sent(&mut self) -> tokio::sync::oneshot::Receiver<()> {
+    /// For a streamed body, a receiver that resolves once it is fully
+    /// sent; `None` for bodies already in memory (sent at once).
+    pub fn sent(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let ProxyBody::Stream(s) = self else { return None };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if let ProxyBody::Stream(s) = self {
-            s.done = Some(tx);
-        }
-        rx
+        s.done = Some(tx);
+        Some(rx)
     }
 
     /// Whether the body can be sent again (for a retry on another address).

@@ -298,7 +298,9 @@ impl Handler {
             // upload is the client's pace (bounded by the body stall timeout),
             // not the upstream's slowness.
             let deadline = async {
-                let _ = sent.await;
+                if let Some(sent) = sent {
+                    let _ = sent.await;
+                }
                 tokio::time::sleep(timeout).await;
             };
             let outcome = tokio::select! {
