@@ -4,6 +4,7 @@
 //! machine's single-core SHA-256 speed for comparison.
 //!
 //! `cargo run --release -p rampart-audit --example audit_bench -- [SECONDS] [PRODUCERS] [WINDOW]`
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

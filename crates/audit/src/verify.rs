@@ -130,7 +130,6 @@ pub fn verify(
     let result = std::thread::scope(|s| {
         for _ in 0..workers {
             let (tx, next, stop, load) = (tx.clone(), &next, &stop, &load);
-            let segments = segments;
             s.spawn(move || {
                 let mut buf = Vec::new();
                 loop {
@@ -261,8 +260,8 @@ pub fn verify(
             }
             Ok(())
         })();
+        // Workers still running stop at their next segment.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        drop(results);
         r
     });
     result?;

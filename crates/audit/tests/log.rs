@@ -1,5 +1,6 @@
 //! The audit log end to end: durability, verification, every kind of
 //! tampering, crash recovery (kill -9 in a loop), retention and proofs.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -354,7 +355,6 @@ fn retention_removes_old_segments_and_what_remains_verifies() {
     // Tampering with the base is caught.
     let base = std::fs::read_to_string(audit.join("base.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&base).unwrap();
-    v["tree_size"] = serde_json::json!(v["tree_size"].as_u64().unwrap() + 0);
     v["frontier"][0] = serde_json::json!("00".repeat(32));
     std::fs::write(audit.join("base.json"), v.to_string()).unwrap();
     assert!(check(dir.path()).unwrap_err().message.contains("base.json"));

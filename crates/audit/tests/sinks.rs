@@ -1,5 +1,6 @@
 //! Sinks deliver every event at least once, in order, through outages:
 //! a JSON-lines file, and a real rsyslog receiving RFC 5424 over TCP.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 use std::path::Path;
 use std::process::{Child, Command};

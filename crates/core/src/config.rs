@@ -732,11 +732,8 @@ impl Config {
                 }
             }
         }
-        if !self.redis.url.is_empty()
-            && !(self.redis.url.starts_with("redis://")
-                || self.redis.url.starts_with("rediss://")
-                || self.redis.url.starts_with("unix://"))
-        {
+        let redis_schemes = ["redis://", "rediss://", "unix://"];
+        if !self.redis.url.is_empty() && !redis_schemes.iter().any(|s| self.redis.url.starts_with(s)) {
             return Err(invalid("redis.url", &self.redis.url, "a URL such as \"redis://127.0.0.1:6379/0\""));
         }
         for (name, up) in &self.upstreams {

@@ -55,27 +55,23 @@ pub struct Handler {
     pub(crate) conn: ConnInfo,
 }
 
-/// The parts of a request head that outlive forwarding it (cheap clones:
+/// What the gateway knows about a request, kept for its events and its
+/// access-log line once the head itself has gone upstream (cheap clones:
 /// `Uri` and `HeaderValue` share their bytes).
-struct Summary {
+struct Facts {
     method: http::Method,
     uri: Uri,
     user_agent: Option<HeaderValue>,
     /// The client's side is HTTPS: our TLS, or a trusted proxy's
     /// (X-Forwarded-Proto: https from a trusted peer).
     https: bool,
+    client: IpAddr,
+    host: String,
+    request_id: String,
+    start: Instant,
 }
 
-impl Summary {
-    fn of(parts: &Parts, https: bool) -> Self {
-        Summary {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
-            https,
-        }
-    }
-
+impl Facts {
     fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_ref().and_then(|v| v.to_str().ok())
     }
@@ -103,34 +99,31 @@ impl Handler {
         } else {
             self.conn.client
         };
-        let request_id = request_id(&parts.headers, trusted_peer);
-        let host = host_of(&parts).to_string();
         let https = self.conn.tls
             || trusted_peer
                 && parts.headers.get(&X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-        let summary = Summary::of(&parts, https);
+        let facts = Facts {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            https,
+            client,
+            host: host_of(&parts).to_string(),
+            request_id: request_id(&parts.headers, trusted_peer),
+            start,
+        };
+        let (host, request_id) = (&facts.host, &facts.request_id);
 
         if rt.config.listen.redirect_https && !https {
-            let resp = redirect_to_https(&parts, &host, rt.https_port);
-            self.finish(
-                &rt,
-                &summary,
-                client,
-                &host,
-                &request_id,
-                resp.status().as_u16(),
-                start,
-                Outcome2 { route: "-", upstream: "-", reason: "" },
-            );
+            let resp = redirect_to_https(&parts, host, rt.https_port);
+            self.finish(&facts, resp.status().as_u16(), Outcome2 { route: "-", upstream: "-", reason: "" });
             return Ok(resp);
         }
-        let decision = self.admit(&rt, &parts, client, &host, https).await;
+        let decision = self.admit(&rt, &parts, client, host, https).await;
         let route = match decision {
             Ok(route) => route,
             Err((reason, route_name, extra)) => {
-                return Ok(self
-                    .refuse(&rt, &summary, client, &host, &request_id, reason, route_name, extra, start)
-                    .await);
+                return Ok(self.refuse(&rt, &facts, reason, route_name, extra).await);
             }
         };
 
@@ -143,9 +136,7 @@ impl Handler {
         let announced = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let body = if let Some(n) = announced {
             if n > route.max_body {
-                return Ok(self
-                    .refuse(&rt, &summary, client, &host, &request_id, Reason::BodyTooLarge, &route.name, None, start)
-                    .await);
+                return Ok(self.refuse(&rt, &facts, Reason::BodyTooLarge, &route.name, None).await);
             }
             if n == 0 {
                 ProxyBody::Empty
@@ -162,19 +153,17 @@ impl Handler {
                 }
                 Err(e) => {
                     let reason = body_reason(&e);
-                    return Ok(self
-                        .refuse(&rt, &summary, client, &host, &request_id, reason, &route.name, None, start)
-                        .await);
+                    return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await);
                 }
             }
         };
 
-        self.prepare_upstream_request(&mut parts, client, trusted_peer, forwarded_for.as_deref(), &host, &request_id);
+        self.prepare_upstream_request(&mut parts, client, trusted_peer, forwarded_for.as_deref(), host, request_id);
         match self.forward(route, parts, body).await {
             Ok((mut resp, backend)) => {
                 strip_hop_by_hop(resp.headers_mut());
                 route.headers.apply(resp.headers_mut(), https);
-                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                if let Ok(v) = HeaderValue::from_str(request_id) {
                     resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
                 }
                 let status = resp.status().as_u16();
@@ -182,21 +171,10 @@ impl Handler {
                     let points = rt.bans.config.client_error_score;
                     self.score(&rt, client, points, "client error from upstream").await;
                 }
-                self.finish(
-                    &rt,
-                    &summary,
-                    client,
-                    &host,
-                    &request_id,
-                    status,
-                    start,
-                    Outcome2 { route: &route.name, upstream: &backend, reason: "" },
-                );
+                self.finish(&facts, status, Outcome2 { route: &route.name, upstream: &backend, reason: "" });
                 Ok(resp.map(ResponseBody::Upstream))
             }
-            Err(reason) => {
-                Ok(self.refuse(&rt, &summary, client, &host, &request_id, reason, &route.name, None, start).await)
-            }
+            Err(reason) => Ok(self.refuse(&rt, &facts, reason, &route.name, None).await),
         }
     }
 
@@ -416,19 +394,15 @@ impl Handler {
     }
 
     /// Turns a refusal into a response, an event, a metric and ban points.
-    #[allow(clippy::too_many_arguments)]
     async fn refuse(
         &self,
         rt: &Arc<Runtime>,
-        parts: &Summary,
-        client: IpAddr,
-        host: &str,
-        request_id: &str,
+        facts: &Facts,
         reason: Reason,
         route: &str,
         extra: Option<HeaderMap>,
-        start: Instant,
     ) -> Response<ResponseBody> {
+        let (client, request_id) = (facts.client, facts.request_id.as_str());
         self.shared.metrics.rejection(reason);
         let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
         let c = &rt.bans.config;
@@ -445,11 +419,11 @@ impl Handler {
                 .source_ip(client)
                 .status(status.as_u16())
                 .rule(format!("gateway.{}", reason.as_str()), route);
-            event.host = Some(host.to_string());
-            event.path = Some(parts.uri.path().to_string());
-            event.method = Some(parts.method.to_string());
-            event.request_id = Some(request_id.to_string());
-            event.user_agent = parts.user_agent().map(str::to_string);
+            event.host = Some(facts.host.clone());
+            event.path = Some(facts.uri.path().to_string());
+            event.method = Some(facts.method.to_string());
+            event.request_id = Some(facts.request_id.clone());
+            event.user_agent = facts.user_agent().map(str::to_string);
             self.shared.audit.emit(event);
             self.score(rt, client, points, reason.as_str()).await;
         }
@@ -475,53 +449,34 @@ impl Handler {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(route) = rt.routes.iter().find(|r| &*r.name == route) {
-            route.headers.apply(resp.headers_mut(), parts.https);
+            route.headers.apply(resp.headers_mut(), facts.https);
         }
-        self.finish(
-            rt,
-            parts,
-            client,
-            host,
-            request_id,
-            status.as_u16(),
-            start,
-            Outcome2 { route, upstream: "-", reason: reason.as_str() },
-        );
+        self.finish(facts, status.as_u16(), Outcome2 { route, upstream: "-", reason: reason.as_str() });
         resp
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        _rt: &Runtime,
-        parts: &Summary,
-        client: IpAddr,
-        host: &str,
-        request_id: &str,
-        status: u16,
-        start: Instant,
-        o: Outcome2<'_>,
-    ) {
-        let elapsed = start.elapsed();
+    /// Metrics and the access-log line of a finished request.
+    fn finish(&self, facts: &Facts, status: u16, o: Outcome2<'_>) {
+        let elapsed = facts.start.elapsed();
         self.shared.metrics.response(status, elapsed);
         if let Some(log) = &self.shared.access_log {
             let ts = rfc3339(SystemTime::now());
             // The access log is not encrypted: what it keeps of the request
             // goes through the audit log's masking first.
             let masker = self.shared.audit.masker();
-            let path = masker.mask_str(parts.uri.path());
-            let host = masker.mask_str(host);
-            let user_agent = masker.mask_str(parts.user_agent().unwrap_or(""));
+            let path = masker.mask_str(facts.uri.path());
+            let host = masker.mask_str(&facts.host);
+            let user_agent = masker.mask_str(facts.user_agent().unwrap_or(""));
             log.write(
                 Entry {
                     timestamp: &ts,
-                    client,
-                    method: parts.method.as_str(),
+                    client: facts.client,
+                    method: facts.method.as_str(),
                     host: &host,
                     path: &path,
                     status,
                     duration: elapsed,
-                    request_id,
+                    request_id: &facts.request_id,
                     route: o.route,
                     upstream: o.upstream,
                     user_agent: &user_agent,

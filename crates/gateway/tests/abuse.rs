@@ -1,5 +1,6 @@
 //! Rate limits, automatic bans and CSRF, in memory and shared through the
 //! real Redis between two gateway processes' worth of state.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! IP policy: allow and deny lists, list files reloaded on change, trusted
 //! proxies and the PROXY protocol.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Protocol limits: sizes, counts, timeouts, connections. A request over a
 //! limit gets the right status, never reaches the upstream, and leaves an
 //! event.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Operations: health, readiness, metrics, access log, reloads under load,
 //! graceful shutdown.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

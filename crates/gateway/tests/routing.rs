@@ -1,4 +1,5 @@
 //! Routing, forwarding headers, upstream pools and their health.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Nothing sensitive a client sends through the gateway reaches any file
 //! under the data directory: not the audit log (masked, then encrypted),
 //! not the access log (masked), not anything else.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

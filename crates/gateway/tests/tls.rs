@@ -1,5 +1,6 @@
 //! TLS termination: versions, ALPN, SNI, reload, self-signed fallback,
 //! HTTP-to-HTTPS redirect and HSTS.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The built `rampart` binary: init, check-config, serve (demo mode,
 //! signals, start-up errors) and bans, as a user runs them.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks may unwrap.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,6 +1,6 @@
 //! Shared helpers of the gateway's integration tests: a recording
 //! upstream, a gateway on ephemeral ports, and small HTTP clients.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

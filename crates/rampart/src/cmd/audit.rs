@@ -355,7 +355,10 @@ fn tail(log: &Log, n: usize, follow: bool, json: bool) -> Result<ExitCode, CliEr
     for s in all.iter().skip(all.len().saturating_sub(n)) {
         print_event(s.index, &s.event, json);
     }
-    while follow {
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         std::thread::sleep(Duration::from_millis(500));
         let from = next;
         for s in read::events(&log.dir, &log.keys, 0, u64::MAX).into_iter().filter(|s| s.index >= from) {
@@ -363,7 +366,6 @@ fn tail(log: &Log, n: usize, follow: bool, json: bool) -> Result<ExitCode, CliEr
             next = s.index + 1;
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// RFC 3339, or a duration ago ("90m").
@@ -401,7 +403,7 @@ fn matches(e: &Value, filters: &[(String, String)]) -> bool {
     filters.iter().all(|(k, v)| match field(e, k) {
         Some(Value::String(s)) => s == v,
         Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(v)),
-        Some(other) => other.to_string() == *v,
+        Some(other) => *other.to_string() == **v,
         None => false,
     })
 }
