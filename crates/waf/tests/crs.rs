@@ -1,0 +1,73 @@
+//! The OWASP Core Rule Set loads unmodified, with zero errors: CRS v4 from
+//! `../shared/crs` and Debian's CRS 3.3 (package `modsecurity-crs`, which
+//! `.ci/run` installs). Both are read in place, never copied.
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
+use std::path::{Path, PathBuf};
+
+use rampart_waf::seclang;
+
+fn shared_crs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs")
+}
+
+fn rule_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn crs_v4_loads_with_zero_errors() {
+    let crs = shared_crs();
+    let mut files = vec![crs.join("crs-setup.conf.example")];
+    files.extend(rule_files(&crs.join("rules")));
+    let set = seclang::load_files(files.iter().map(PathBuf::as_path)).unwrap_or_else(|e| panic!("{e}"));
+    // CRS v4: several hundred rules, the setup's version marker, markers
+    // for every paranoia level section.
+    assert!(set.rules.len() > 500, "{} rules", set.rules.len());
+    assert!(set.components.iter().any(|c| c.starts_with("OWASP_CRS/4")), "{:?}", set.components);
+    assert!(set.markers.len() >= 20);
+    let sqli = set.rule(942100).expect("libinjection SQLi rule");
+    assert_eq!(sqli.operator.as_ref().unwrap().name, "detectSQLi");
+    assert!(set.rule(901001).is_some());
+}
+
+#[test]
+fn debian_crs_3_3_loads_with_zero_errors() {
+    let dir = Path::new("/usr/share/modsecurity-crs/rules");
+    assert!(dir.is_dir(), "Debian's modsecurity-crs package is not installed (apt-get install modsecurity-crs)");
+    let mut files = Vec::new();
+    for setup in ["/etc/modsecurity/crs/crs-setup.conf", "/usr/share/modsecurity-crs/crs-setup.conf.example"] {
+        if Path::new(setup).is_file() {
+            files.push(PathBuf::from(setup));
+            break;
+        }
+    }
+    files.extend(rule_files(dir));
+    let set = seclang::load_files(files.iter().map(PathBuf::as_path)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(set.rules.len() > 400, "{} rules", set.rules.len());
+    assert!(set.rule(942100).is_some());
+}
+
+#[test]
+fn include_globs_resolve_relative_to_the_including_file_and_loops_are_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/a.conf"), "SecRule ARGS \"@rx a\" \"id:1\"\n").unwrap();
+    std::fs::write(dir.path().join("rules/b.conf"), "SecRule ARGS \"@rx b\" \"id:2\"\n").unwrap();
+    std::fs::write(dir.path().join("main.conf"), "Include rules/*.conf\n").unwrap();
+    let set = seclang::load_file(&dir.path().join("main.conf")).unwrap();
+    assert_eq!(set.rules.len(), 2);
+    std::fs::write(dir.path().join("loop.conf"), "Include loop.conf\n").unwrap();
+    let e = seclang::load_file(&dir.path().join("loop.conf")).unwrap_err();
+    assert!(e.message.contains("include loop"), "{e}");
+    std::fs::write(dir.path().join("missing.conf"), "Include nothere.conf\n").unwrap();
+    let e = seclang::load_file(&dir.path().join("missing.conf")).unwrap_err();
+    assert!(e.to_string().contains("missing.conf:1:"), "{e}");
+}
