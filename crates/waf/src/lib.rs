@@ -19,3 +19,4 @@
 
 pub mod names;
 pub mod seclang;
+pub mod transforms;
