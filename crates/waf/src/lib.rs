@@ -18,5 +18,6 @@
 #![deny(missing_docs)]
 
 pub mod names;
+pub mod operators;
 pub mod seclang;
 pub mod transforms;

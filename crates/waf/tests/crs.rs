@@ -71,3 +71,29 @@ fn include_globs_resolve_relative_to_the_including_file_and_loops_are_stopped() 
     let e = seclang::load_file(&dir.path().join("missing.conf")).unwrap_err();
     assert!(e.to_string().contains("missing.conf:1:"), "{e}");
 }
+
+/// Every `@rx` of CRS v4 builds with the linear-time `regex` engine (no
+/// backtracking engine needed, so no ReDoS); any that does not is named.
+#[test]
+fn every_crs_v4_regex_builds_with_the_linear_time_engine() {
+    let crs = shared_crs();
+    let mut files = vec![crs.join("crs-setup.conf.example")];
+    files.extend(rule_files(&crs.join("rules")));
+    let set = seclang::load_files(files.iter().map(PathBuf::as_path)).unwrap();
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for rule in &set.rules {
+        let mut r = Some(rule);
+        while let Some(x) = r {
+            if let Some(op) = x.operator.as_ref().filter(|o| o.name == "rx") {
+                total += 1;
+                if let Err(e) = rampart_waf::operators::build("rx", &op.argument) {
+                    failures.push(format!("{}:{}: {}", x.origin.file, x.origin.line, e.lines().last().unwrap_or("")));
+                }
+            }
+            r = x.chained.as_deref();
+        }
+    }
+    assert!(total > 250, "{total} regexes");
+    assert!(failures.is_empty(), "{} of {total} regexes do not build:\n{}", failures.len(), failures.join("\n"));
+}

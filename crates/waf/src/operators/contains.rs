@@ -1,0 +1,57 @@
+//! `@contains` (the argument occurs in the input) and `@containsWord` (it
+//! occurs with no word character on either side).
+//!
+//! `SecRule ARGS "@containsWord select" "id:1"`
+
+use super::{expand, Operator, Vars};
+
+#[derive(Debug)]
+struct Contains {
+    arg: String,
+    word: bool,
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+impl Operator for Contains {
+    fn matches(&self, input: &[u8], vars: Vars<'_>) -> bool {
+        let expanded = if self.arg.contains("%{") { Some(expand(&self.arg, vars)) } else { None };
+        let needle = expanded.as_deref().unwrap_or(&self.arg).as_bytes();
+        if needle.is_empty() {
+            return true;
+        }
+        if needle.len() > input.len() {
+            return false;
+        }
+        input.windows(needle.len()).enumerate().any(|(i, w)| {
+            w == needle
+                && (!self.word
+                    || ((i == 0 || !is_word(input[i - 1])) && input.get(i + needle.len()).is_none_or(|b| !is_word(*b))))
+        })
+    }
+}
+
+/// `@contains`.
+pub fn contains(arg: &str) -> Result<Box<dyn Operator>, String> {
+    Ok(Box::new(Contains { arg: arg.to_string(), word: false }))
+}
+
+/// `@containsWord`.
+pub fn contains_word(arg: &str) -> Result<Box<dyn Operator>, String> {
+    Ok(Box::new(Contains { arg: arg.to_string(), word: true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::no_vars;
+
+    #[test]
+    fn substring_and_word() {
+        assert!(super::contains("etc/passwd").unwrap().matches(b"../../etc/passwd", &no_vars));
+        assert!(super::contains_word("select").unwrap().matches(b"1 select 2", &no_vars));
+        assert!(!super::contains_word("select").unwrap().matches(b"selection", &no_vars));
+        assert!(super::contains_word("select").unwrap().matches(b"select", &no_vars));
+    }
+}
