@@ -5,11 +5,14 @@
 //! expanded per evaluation through the [`Vars`] given.
 
 mod contains;
+mod detect;
+mod ip_match;
 mod numeric;
 mod pm;
 mod rx;
 mod strings;
 mod unconditional;
+mod validate;
 
 /// Looks up a variable for macro expansion (`tx.paranoia_level`).
 pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -28,10 +31,13 @@ pub const TABLE: &[(&str, Build)] = &[
     ("beginsWith", strings::begins_with),
     ("contains", contains::contains),
     ("containsWord", contains::contains_word),
+    ("detectSQLi", detect::detect_sqli),
+    ("detectXSS", detect::detect_xss),
     ("endsWith", strings::ends_with),
     ("eq", numeric::eq),
     ("ge", numeric::ge),
     ("gt", numeric::gt),
+    ("ipMatch", ip_match::ip_match),
     ("le", numeric::le),
     ("lt", numeric::lt),
     ("noMatch", unconditional::no_match),
@@ -39,6 +45,9 @@ pub const TABLE: &[(&str, Build)] = &[
     ("rx", rx::rx),
     ("streq", strings::streq),
     ("unconditionalMatch", unconditional::unconditional_match),
+    ("validateByteRange", validate::validate_byte_range),
+    ("validateUrlEncoding", validate::validate_url_encoding),
+    ("validateUtf8Encoding", validate::validate_utf8_encoding),
     ("within", strings::within),
 ];
 
