@@ -29,6 +29,7 @@ pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod demo;
+pub mod event_gate;
 pub mod metrics;
 pub mod netset;
 pub mod proxy;
@@ -149,6 +150,8 @@ pub struct Shared {
     pub conns: Arc<ConnLimiter>,
     /// Request bodies buffered at once.
     pub body_budget: body::Budget,
+    /// Per-client budgets of refusal events.
+    pub event_gate: event_gate::EventGate,
 }
 
 /// A running gateway.
@@ -261,6 +264,7 @@ impl Gateway {
             access_log,
             conns: Arc::new(ConnLimiter::default()),
             body_budget: body::Budget::new(max_buffered),
+            event_gate: event_gate::EventGate::default(),
         });
 
         let (shutdown, rx) = watch::channel(false);
@@ -505,5 +509,6 @@ async fn housekeeping(shared: std::sync::Weak<Shared>, mut stop: watch::Receiver
         let Some(s) = shared.upgrade() else { return };
         s.rates.sweep();
         s.bans.sweep();
+        s.event_gate.sweep(&s.audit);
     }
 }

@@ -424,7 +424,7 @@ impl Handler {
             event.method = Some(facts.method.to_string());
             event.request_id = Some(facts.request_id.clone());
             event.user_agent = facts.user_agent().map(str::to_string);
-            self.shared.audit.emit(event);
+            self.shared.event_gate.emit(&self.shared.audit, client, event);
             self.score(rt, client, points, reason.as_str()).await;
         }
         let text = format!(

@@ -329,7 +329,9 @@ fn find<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'sta
 /// metric, event, ban points.
 fn refuse_connection(shared: &Shared, client: IpAddr, reason: Reason) {
     shared.metrics.rejection(reason);
-    shared.audit.emit(
+    shared.event_gate.emit(
+        &shared.audit,
+        client,
         Event::new("network", "connection-rejected")
             .outcome(Outcome::Failure)
             .reason(reason.as_str())
