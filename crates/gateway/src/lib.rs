@@ -162,6 +162,7 @@ pub struct Gateway {
     admin: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     stop: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     tracker: Arc<Tracker>,
     reloader: Arc<Reloader>,
 }
@@ -220,7 +221,8 @@ impl Gateway {
             (Store::Redis(RedisStore::new(conn.clone(), &prefix)), Some(RedisBans::new(conn, &prefix)), Some(client))
         };
         let bans_shared = redis_bans.is_some();
-        let bans = BanList::new(opts.audit.clone(), metrics.clone(), redis_bans);
+        let bans =
+            BanList::with_file(opts.audit.clone(), metrics.clone(), redis_bans, Some(data_dir.join("bans.json")));
         if let Some(client) = redis_client {
             bans.sync().await;
             tokio::spawn(bans.clone().follow(client));
@@ -271,14 +273,17 @@ impl Gateway {
         let tracker = Arc::new(Tracker::default());
         let (stop, stop_rx) = watch::channel(false);
         let mut hands = Vec::new();
+        let mut threads = Vec::new();
         for i in 0..workers {
             let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
             hands.push(tx);
             let (shared, rx, stop_rx) = (shared.clone(), rx.clone(), stop_rx.clone());
-            std::thread::Builder::new()
-                .name(format!("rampart-worker-{i}"))
-                .spawn(move || worker(i, incoming, shared, rx, stop_rx))
-                .map_err(|source| GatewayError::Thread { source })?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("rampart-worker-{i}"))
+                    .spawn(move || worker(i, incoming, shared, rx, stop_rx))
+                    .map_err(|source| GatewayError::Thread { source })?,
+            );
         }
         for (l, tls) in http.into_iter().map(|l| (l, None)).chain(https.into_iter().map(|l| (l, tls_acceptor.clone())))
         {
@@ -310,7 +315,17 @@ impl Gateway {
                 .label("routes", rt.routes.len().to_string()),
         );
         drop(rt);
-        Ok(Gateway { shared, http: http_addr, https: https_addr, admin: admin_addr, shutdown, stop, tracker, reloader })
+        Ok(Gateway {
+            shared,
+            http: http_addr,
+            https: https_addr,
+            admin: admin_addr,
+            shutdown,
+            stop,
+            threads,
+            tracker,
+            reloader,
+        })
     }
 
     /// The plain HTTP listener's address.
@@ -341,9 +356,14 @@ impl Gateway {
 
     /// Stops accepting, lets requests in flight finish (up to `grace`),
     /// then returns.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let drained = self.tracker.drained(grace).await;
+        // End the workers and wait for them, so that what they hold (the
+        // audit log among it) is released when this returns.
+        let _ = self.stop.send(true);
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
         self.shared.audit.emit(
             Event::new("configuration", "gateway-stopped")
                 .kind(Kind::State)

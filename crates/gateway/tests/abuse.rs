@@ -202,3 +202,24 @@ async fn csrf_refuses_cross_site_state_changes() {
     assert_eq!(up.seen.lock().unwrap().iter().filter(|s| s.path == "/pay").count(), 2);
     g.wait_event("cross_site_request").await;
 }
+
+#[tokio::test]
+async fn bans_survive_a_restart_without_redis() {
+    let up = Upstream::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &up.url(), "");
+    let g = start_with(dir, cfg.clone()).await;
+    let auth = format!("Bearer {}", g.token());
+    let r = request(g.admin(), "POST", "/bans", &[("authorization", &auth)], r#"{"ip":"127.0.0.40","duration":"1h"}"#)
+        .await;
+    assert_eq!(r.status, 201);
+    let TestGateway { gw, dir } = g;
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+    let g = start_with(dir, cfg).await;
+    assert_eq!(
+        request_from("127.0.0.40", g.http(), "GET", "/", &[], "").await.status,
+        403,
+        "the ban survived the restart"
+    );
+    assert_eq!(request_from("127.0.0.41", g.http(), "GET", "/", &[], "").await.status, 200);
+}

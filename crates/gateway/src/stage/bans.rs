@@ -29,7 +29,7 @@ use crate::netset::{canonical, NetSet};
 use crate::stage::conn_limit::lock;
 
 /// A ban in force.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Ban {
     /// The client.
     pub ip: IpAddr,
@@ -82,6 +82,8 @@ pub struct BanList {
     redis: Option<RedisBans>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
+    /// Without Redis, bans are kept in this file across restarts.
+    file: Option<std::path::PathBuf>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -93,7 +95,20 @@ impl BanList {
     /// A ban list in memory, or shared through `redis` (`conn`, the Redis
     /// client for pub/sub, key prefix).
     pub fn new(audit: AuditLog, metrics: Arc<Metrics>, redis: Option<RedisBans>) -> Arc<Self> {
-        Arc::new(BanList {
+        Self::with_file(audit, metrics, redis, None)
+    }
+
+    /// Like [`BanList::new`]; without Redis, bans in force are also kept in
+    /// `file` (JSON) so that a restart does not pardon anyone, and read
+    /// back from it now.
+    pub fn with_file(
+        audit: AuditLog,
+        metrics: Arc<Metrics>,
+        redis: Option<RedisBans>,
+        file: Option<std::path::PathBuf>,
+    ) -> Arc<Self> {
+        let file = file.filter(|_| redis.is_none());
+        let list = Arc::new(BanList {
             bans: RwLock::default(),
             active: AtomicUsize::new(0),
             scores: Mutex::default(),
@@ -101,7 +116,38 @@ impl BanList {
             redis,
             audit,
             metrics,
-        })
+            file,
+        });
+        if let Some(f) = &list.file {
+            match std::fs::read(f) {
+                Ok(bytes) => match serde_json::from_slice::<Vec<Ban>>(&bytes) {
+                    Ok(saved) => {
+                        let now = now_ms();
+                        for b in saved.into_iter().filter(|b| b.until_ms > now) {
+                            list.insert(b);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %f.display(), error = %e, "saved bans unreadable; starting without them")
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %f.display(), error = %e, "saved bans unreadable; starting without them")
+                }
+            }
+        }
+        list
+    }
+
+    /// Writes the bans in force to the file (temporary file, then rename).
+    fn save(&self) {
+        let Some(f) = &self.file else { return };
+        let json = serde_json::to_vec(&self.list()).unwrap_or_default();
+        let tmp = f.with_extension("json.tmp");
+        if let Err(e) = std::fs::write(&tmp, &json).and_then(|()| std::fs::rename(&tmp, f)) {
+            tracing::warn!(file = %f.display(), error = %e, "cannot save bans");
+        }
     }
 
     /// The ban of `ip`, if one is in force.
@@ -222,15 +268,22 @@ impl BanList {
     }
 
     fn insert(&self, ban: Ban) {
-        let mut bans = self.bans.write().unwrap_or_else(|p| p.into_inner());
-        bans.insert(ban.ip, ban);
-        self.active.store(bans.len(), Ordering::Release);
+        {
+            let mut bans = self.bans.write().unwrap_or_else(|p| p.into_inner());
+            bans.insert(ban.ip, ban);
+            self.active.store(bans.len(), Ordering::Release);
+        }
+        self.save();
     }
 
     fn remove(&self, ip: IpAddr) -> bool {
-        let mut bans = self.bans.write().unwrap_or_else(|p| p.into_inner());
-        let had = bans.remove(&ip).is_some_and(|b| b.until_ms > now_ms());
-        self.active.store(bans.len(), Ordering::Release);
+        let had = {
+            let mut bans = self.bans.write().unwrap_or_else(|p| p.into_inner());
+            let had = bans.remove(&ip).is_some_and(|b| b.until_ms > now_ms());
+            self.active.store(bans.len(), Ordering::Release);
+            had
+        };
+        self.save();
         had
     }
 

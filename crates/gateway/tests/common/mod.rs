@@ -171,7 +171,16 @@ pub async fn gateway(upstream: &str, extra: &str) -> TestGateway {
 }
 
 pub async fn start_with(dir: tempfile::TempDir, cfg: Config) -> TestGateway {
-    let audit = AuditLog::open(dir.path()).unwrap();
+    // A gateway of the same data directory may still be letting go of it.
+    let mut audit = AuditLog::open(dir.path());
+    for _ in 0..50 {
+        if audit.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        audit = AuditLog::open(dir.path());
+    }
+    let audit = audit.unwrap();
     let mut opts = Options::new(cfg, audit);
     opts.poll_interval = Duration::from_millis(100);
     let gw = Gateway::start(opts).await.unwrap();
