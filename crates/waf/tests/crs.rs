@@ -97,3 +97,32 @@ fn every_crs_v4_regex_builds_with_the_linear_time_engine() {
     assert!(total > 250, "{total} regexes");
     assert!(failures.is_empty(), "{} of {total} regexes do not build:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Mutated rule text (bytes inserted, deleted, replaced) never panics the
+/// loader: it loads or reports an error.
+#[test]
+fn mutated_rules_never_panic_the_loader() {
+    let crs = shared_crs();
+    let text = std::fs::read_to_string(crs.join("rules/REQUEST-942-APPLICATION-ATTACK-SQLI.conf")).unwrap();
+    let lines = seclang::parser::logical_lines(&text);
+    let alphabet = b"\"'\\ |:,!&@%{}/()#\n";
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..3000 {
+        let (_, line) = &lines[rng.usize(..lines.len())];
+        let mut bytes = line.clone().into_bytes();
+        for _ in 0..rng.usize(1..6) {
+            let at = rng.usize(..=bytes.len());
+            let c = if rng.bool() { alphabet[rng.usize(..alphabet.len())] } else { rng.u8(32..127) };
+            match rng.u8(..3) {
+                0 => bytes.insert(at, c),
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ if at < bytes.len() => bytes[at] = c,
+                _ => bytes.push(c),
+            }
+        }
+        let mutated = String::from_utf8_lossy(&bytes);
+        let _ = seclang::load_str(&mutated, "mutated.conf");
+    }
+}
