@@ -88,6 +88,25 @@ pub fn build(name: &str, arg: &str) -> Result<Box<dyn Operator>, String> {
     f(arg)
 }
 
+/// `@pmFromFile a.data b.data`: the phrases of the files (one a line, `#`
+/// comments and blank lines skipped), paths relative to `dir` (the rule
+/// file's directory), built into one automaton.
+pub fn pm_from_files(dir: &std::path::Path, arg: &str) -> Result<Box<dyn Operator>, String> {
+    let mut phrases = Vec::new();
+    for name in arg.split_whitespace() {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("@pmFromFile {}: {e}", path.display()))?;
+        phrases
+            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
+    }
+    pm::phrases(phrases.iter().map(String::as_str)).map_err(|e| format!("@pmFromFile {arg}: {e}"))
+}
+
+/// A value read as an integer the way ModSecurity does (C's `atoi`).
+pub fn numeric_value(s: &[u8]) -> i64 {
+    numeric::atoi(s)
+}
+
 /// Expands `%{collection.key}` macros in `text`; unknown ones become empty.
 pub fn expand(text: &str, vars: Vars<'_>) -> String {
     let mut out = String::with_capacity(text.len());
