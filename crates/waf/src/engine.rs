@@ -51,6 +51,8 @@ pub struct CompileError {
 pub struct Engine {
     rules: Vec<Compiled>,
     markers: HashMap<String, usize>,
+    /// `SecRuleEngine DetectionOnly`: rules run, nothing is refused.
+    detection_only: bool,
 }
 
 /// What a transaction decided.
@@ -87,7 +89,7 @@ impl Engine {
             rules.push(compile(r, &defaults, default)?);
         }
         let markers = set.markers.iter().map(|(n, at)| (n.clone(), *at)).collect();
-        Ok(Engine { rules, markers })
+        Ok(Engine { rules, markers, detection_only: set.engine == crate::seclang::EngineMode::DetectionOnly })
     }
 
     /// A new transaction.
@@ -355,7 +357,7 @@ impl Transaction<'_> {
             .iter()
             .rev()
             .find(|a| matches!(a.name, "deny" | "block" | "drop" | "pass" | "allow" | "redirect"));
-        match disruptive.map(|a| a.name) {
+        match disruptive.map(|a| a.name).filter(|_| !self.engine.detection_only) {
             Some("deny" | "drop") => {
                 let status = get("status").and_then(|s| s.parse().ok()).unwrap_or(403);
                 self.verdict = Verdict::Deny(status);

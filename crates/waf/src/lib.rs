@@ -20,5 +20,6 @@
 pub mod engine;
 pub mod names;
 pub mod operators;
+pub mod request;
 pub mod seclang;
 pub mod transforms;

@@ -1,0 +1,122 @@
+//! A request's variables, as the rules see them: method, URI and its parts,
+//! query and URL-encoded body arguments (decoded), headers, cookies, body.
+//! Multipart, JSON and XML body processors come next.
+
+use crate::engine::Transaction;
+use crate::transforms;
+
+/// What the engine needs of a request.
+pub struct RequestData<'a> {
+    /// `GET`, `POST`...
+    pub method: &'a str,
+    /// The request target as sent (`/path?query`).
+    pub uri: &'a str,
+    /// `HTTP/1.1`.
+    pub protocol: &'a str,
+    /// Headers in order, names as sent.
+    pub headers: &'a [(String, Vec<u8>)],
+    /// The body (already limited by the gateway).
+    pub body: &'a [u8],
+    /// The client address.
+    pub remote_addr: &'a str,
+    /// The transaction id.
+    pub unique_id: &'a str,
+}
+
+/// Fills `t` with the request's variables (phase 1 and 2 data).
+pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
+    t.add("REQUEST_METHOD", "", r.method.as_bytes());
+    t.add("REQUEST_PROTOCOL", "", r.protocol.as_bytes());
+    t.add("REQUEST_LINE", "", format!("{} {} {}", r.method, r.uri, r.protocol).as_bytes());
+    t.add("REQUEST_URI", "", r.uri.as_bytes());
+    t.add("REQUEST_URI_RAW", "", r.uri.as_bytes());
+    t.add("REMOTE_ADDR", "", r.remote_addr.as_bytes());
+    t.add("UNIQUE_ID", "", r.unique_id.as_bytes());
+    let (path, query) = r.uri.split_once('?').unwrap_or((r.uri, ""));
+    t.add("REQUEST_FILENAME", "", path.as_bytes());
+    t.add("REQUEST_BASENAME", "", path.rsplit('/').next().unwrap_or("").as_bytes());
+    t.add("QUERY_STRING", "", query.as_bytes());
+    let mut combined = 0usize;
+    for (k, v) in form_pairs(query.as_bytes()) {
+        combined += k.len() + v.len();
+        add_arg(t, "ARGS_GET", "ARGS_GET_NAMES", &k, &v);
+    }
+    let mut content_type = String::new();
+    for (name, value) in r.headers {
+        t.add("REQUEST_HEADERS", name, value);
+        t.add("REQUEST_HEADERS_NAMES", name, name.as_bytes());
+        if name.eq_ignore_ascii_case("cookie") {
+            for part in value.split(|b| *b == b';') {
+                let part = trim(part);
+                if part.is_empty() {
+                    continue;
+                }
+                let (k, v) = match part.iter().position(|b| *b == b'=') {
+                    Some(p) => (&part[..p], &part[p + 1..]),
+                    None => (part, &b""[..]),
+                };
+                let k = String::from_utf8_lossy(k).into_owned();
+                t.add("REQUEST_COOKIES", &k, v);
+                t.add("REQUEST_COOKIES_NAMES", &k, k.as_bytes());
+            }
+        }
+        if name.eq_ignore_ascii_case("content-type") {
+            content_type = String::from_utf8_lossy(value).to_ascii_lowercase();
+        }
+    }
+    t.add("REQUEST_BODY_LENGTH", "", r.body.len().to_string().as_bytes());
+    if !r.body.is_empty() {
+        t.add("REQUEST_BODY", "", r.body);
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            t.add("REQBODY_PROCESSOR", "", b"URLENCODED");
+            for (k, v) in form_pairs(r.body) {
+                combined += k.len() + v.len();
+                add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
+            }
+        }
+    }
+    t.add("REQBODY_ERROR", "", b"0");
+    t.add("ARGS_COMBINED_SIZE", "", combined.to_string().as_bytes());
+}
+
+fn add_arg(t: &mut Transaction<'_>, coll: &'static str, names: &'static str, k: &str, v: &[u8]) {
+    t.add(coll, k, v);
+    t.add("ARGS", k, v);
+    t.add(names, k, k.as_bytes());
+    t.add("ARGS_NAMES", k, k.as_bytes());
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |p| p + 1);
+    &b[s..e]
+}
+
+/// `a=1&b=2` pairs, URL-decoded (`+` as space), as ModSecurity splits them.
+pub fn form_pairs(s: &[u8]) -> Vec<(String, Vec<u8>)> {
+    s.split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = match p.iter().position(|b| *b == b'=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, &b""[..]),
+            };
+            let k = transforms::lookup("urlDecode").map_or_else(|| k.to_vec(), |f| f(k).into_owned());
+            let v = transforms::lookup("urlDecode").map_or_else(|| v.to_vec(), |f| f(v).into_owned());
+            (String::from_utf8_lossy(&k).into_owned(), v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_pairs_are_decoded() {
+        let p = form_pairs(b"a=1&b=x+y%21&c&&d=");
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[1], ("b".to_string(), b"x y!".to_vec()));
+        assert_eq!(p[2], ("c".to_string(), Vec::new()));
+    }
+}
