@@ -233,19 +233,29 @@ impl Transaction<'_> {
         };
         let tx = self.tx.clone();
         let lookup = |k: &str| lookup_macro(&tx, k);
+        // Every target is tried (not just up to the first match): a chained
+        // rule may inspect all of them through MATCHED_VARS.
+        let mut matched: Vec<(String, Vec<u8>)> = Vec::new();
         for (name, value) in targets {
             let mut v: Cow<'_, [u8]> = Cow::Borrowed(&value);
             for t in &r.transforms {
                 v = Cow::Owned(t(&v).into_owned());
             }
             if op.matches(&v, &lookup) != *negated {
-                self.tx.insert("matched_var".into(), String::from_utf8_lossy(&v).into_owned());
+                self.tx.insert("matched_var".into(), String::from_utf8_lossy(&value).into_owned());
                 self.tx.insert("matched_var_name".into(), name.clone());
                 self.side_effects(r, &name, &v);
-                return Some(name);
+                matched.push((name, value));
             }
         }
-        None
+        let last = matched.last()?.0.clone();
+        self.vars.insert("MATCHED_VARS_NAMES", matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes())).collect());
+        if let Some((n, v)) = matched.last() {
+            self.vars.insert("MATCHED_VAR", vec![(String::new(), v.clone())]);
+            self.vars.insert("MATCHED_VAR_NAME", vec![(String::new(), n.clone().into_bytes())]);
+        }
+        self.vars.insert("MATCHED_VARS", matched);
+        Some(last)
     }
 
     /// The (name, value) pairs a rule's variable list selects.
