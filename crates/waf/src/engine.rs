@@ -249,7 +249,8 @@ impl Transaction<'_> {
             }
         }
         let last = matched.last()?.0.clone();
-        self.vars.insert("MATCHED_VARS_NAMES", matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes())).collect());
+        self.vars
+            .insert("MATCHED_VARS_NAMES", matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes())).collect());
         if let Some((n, v)) = matched.last() {
             self.vars.insert("MATCHED_VAR", vec![(String::new(), v.clone())]);
             self.vars.insert("MATCHED_VAR_NAME", vec![(String::new(), n.clone().into_bytes())]);
