@@ -65,6 +65,7 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
         }
     }
     t.add("REQUEST_BODY_LENGTH", "", r.body.len().to_string().as_bytes());
+    let mut error = None;
     if !r.body.is_empty() {
         t.add("REQUEST_BODY", "", r.body);
         if content_type.starts_with("application/x-www-form-urlencoded") {
@@ -73,10 +74,49 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
                 combined += k.len() + v.len();
                 add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
             }
+        } else if is_json(&content_type) {
+            t.add("REQBODY_PROCESSOR", "", b"JSON");
+            match crate::body::json::parse(r.body) {
+                Ok(args) => {
+                    for (k, v) in args {
+                        combined += k.len() + v.len();
+                        add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
+                    }
+                }
+                Err(e) => error = Some(e),
+            }
+        } else if is_xml(&content_type) {
+            t.add("REQBODY_PROCESSOR", "", b"XML");
+            match crate::body::xml::parse(r.body) {
+                Ok(x) => {
+                    let all: Vec<u8> = x.texts.concat();
+                    t.add("XML", "/*", &all);
+                    for a in &x.attributes {
+                        t.add("XML", "//@*", a);
+                    }
+                }
+                Err(e) => error = Some(e),
+            }
         }
     }
-    t.add("REQBODY_ERROR", "", b"0");
+    match error {
+        Some(e) => {
+            t.add("REQBODY_ERROR", "", b"1");
+            t.add("REQBODY_ERROR_MSG", "", e.as_bytes());
+        }
+        None => t.add("REQBODY_ERROR", "", b"0"),
+    }
     t.add("ARGS_COMBINED_SIZE", "", combined.to_string().as_bytes());
+}
+
+fn is_json(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+fn is_xml(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml")
 }
 
 fn add_arg(t: &mut Transaction<'_>, coll: &'static str, names: &'static str, k: &str, v: &[u8]) {
