@@ -242,10 +242,12 @@ impl Transaction<'_> {
                 v = Cow::Owned(t(&v).into_owned());
             }
             if op.matches(&v, &lookup) != *negated {
-                self.tx.insert("matched_var".into(), String::from_utf8_lossy(&value).into_owned());
+                // As ModSecurity: MATCHED_VAR(S) hold the transformed value,
+                // which is what chained rules (CRS 944120) expect.
+                self.tx.insert("matched_var".into(), String::from_utf8_lossy(&v).into_owned());
                 self.tx.insert("matched_var_name".into(), name.clone());
                 self.side_effects(r, &name, &v);
-                matched.push((name, value));
+                matched.push((name, v.into_owned()));
             }
         }
         let last = matched.last()?.0.clone();
