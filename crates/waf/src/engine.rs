@@ -231,24 +231,28 @@ impl Transaction<'_> {
             self.side_effects(r, "", b"");
             return Some(String::new());
         };
-        let tx = self.tx.clone();
-        let lookup = |k: &str| lookup_macro(&tx, k);
         // Every target is tried (not just up to the first match): a chained
-        // rule may inspect all of them through MATCHED_VARS.
+        // rule may inspect all of them through MATCHED_VARS. Side effects
+        // run after the operator has seen every target.
         let mut matched: Vec<(String, Vec<u8>)> = Vec::new();
-        for (name, value) in targets {
-            let mut v: Cow<'_, [u8]> = Cow::Borrowed(&value);
-            for t in &r.transforms {
-                v = Cow::Owned(t(&v).into_owned());
+        {
+            let lookup = |k: &str| self.macro_value(k);
+            for (name, value) in targets {
+                let mut v: Cow<'_, [u8]> = Cow::Borrowed(&value);
+                for t in &r.transforms {
+                    v = Cow::Owned(t(&v).into_owned());
+                }
+                if op.matches(&v, &lookup) != *negated {
+                    // As ModSecurity: MATCHED_VAR(S) hold the transformed
+                    // value, which is what chained rules (CRS 944120) expect.
+                    matched.push((name, v.into_owned()));
+                }
             }
-            if op.matches(&v, &lookup) != *negated {
-                // As ModSecurity: MATCHED_VAR(S) hold the transformed value,
-                // which is what chained rules (CRS 944120) expect.
-                self.tx.insert("matched_var".into(), String::from_utf8_lossy(&v).into_owned());
-                self.tx.insert("matched_var_name".into(), name.clone());
-                self.side_effects(r, &name, &v);
-                matched.push((name, v.into_owned()));
-            }
+        }
+        for (name, v) in &matched {
+            self.tx.insert("matched_var".into(), String::from_utf8_lossy(v).into_owned());
+            self.tx.insert("matched_var_name".into(), name.clone());
+            self.side_effects(r, name, v);
         }
         let last = matched.last()?.0.clone();
         self.vars
@@ -259,6 +263,33 @@ impl Transaction<'_> {
         }
         self.vars.insert("MATCHED_VARS", matched);
         Some(last)
+    }
+
+    /// The value of a macro: `tx.x`, `request_headers.host`, `matched_var`,
+    /// `remote_addr`...
+    fn macro_value(&self, key: &str) -> Option<String> {
+        let k = key.to_ascii_lowercase();
+        if let Some(rest) = k.strip_prefix("tx.") {
+            return self.tx.get(rest).cloned();
+        }
+        if k == "matched_var" || k == "matched_var_name" {
+            return self.tx.get(&k).cloned();
+        }
+        let (coll, sub) = match k.split_once('.') {
+            Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
+            None => (k.to_ascii_uppercase(), None),
+        };
+        let values = self.vars.iter().find(|(n, _)| **n == coll.as_str())?.1;
+        let found = match sub {
+            Some(s) => values.iter().find(|(key, _)| key.eq_ignore_ascii_case(s)),
+            None => values.first(),
+        };
+        found.map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// `text` with its macros expanded.
+    fn expand(&self, text: &str) -> String {
+        operators::expand(text, &|k: &str| self.macro_value(k))
     }
 
     /// The (name, value) pairs a rule's variable list selects.
@@ -313,7 +344,7 @@ impl Transaction<'_> {
     }
 
     fn setvar(&mut self, spec: &str) {
-        let spec = expand(spec, &self.tx);
+        let spec = self.expand(spec);
         let (target, value) = match spec.split_once('=') {
             Some((t, v)) => (t.trim(), Some(v)),
             None => (spec.trim(), None),
@@ -348,8 +379,8 @@ impl Transaction<'_> {
             if logs {
                 self.matches.push(Match {
                     id,
-                    msg: get("msg").map(|m| expand(&m, &self.tx)).unwrap_or_default(),
-                    data: get("logdata").map(|m| expand(&m, &self.tx)).unwrap_or_default(),
+                    msg: get("msg").map(|m| self.expand(&m)).unwrap_or_default(),
+                    data: get("logdata").map(|m| self.expand(&m)).unwrap_or_default(),
                     variable: variable.to_string(),
                 });
             }
@@ -380,19 +411,6 @@ impl Transaction<'_> {
         }
         get("skipAfter")
     }
-}
-
-fn lookup_macro(tx: &HashMap<String, String>, key: &str) -> Option<String> {
-    let k = key.to_ascii_lowercase();
-    match k.strip_prefix("tx.") {
-        Some(rest) => tx.get(rest).cloned(),
-        None if k == "matched_var" || k == "matched_var_name" => tx.get(&k).cloned(),
-        None => None,
-    }
-}
-
-fn expand(text: &str, tx: &HashMap<String, String>) -> String {
-    operators::expand(text, &|k: &str| lookup_macro(tx, k))
 }
 
 #[cfg(test)]
