@@ -26,6 +26,8 @@ struct Compiled {
     variables: Vec<CompiledVar>,
     operator: Option<(Box<dyn Operator>, bool)>,
     transforms: Vec<Transform>,
+    /// `multiMatch`: the operator runs after every transformation.
+    multi_match: bool,
     actions: Vec<Action>,
     chained: Option<Box<Compiled>>,
 }
@@ -150,7 +152,8 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, Compile
     };
     let mut actions: Vec<Action> = defaults.iter().filter(|a| !matches!(a.name, "t" | "phase")).cloned().collect();
     actions.extend(r.actions.iter().filter(|a| a.name != "t").cloned());
-    Ok(Compiled { id: r.id(), phase, variables, operator, transforms, actions, chained })
+    let multi_match = actions.iter().any(|a| a.name == "multiMatch");
+    Ok(Compiled { id: r.id(), phase, variables, operator, transforms, multi_match, actions, chained })
 }
 
 /// One request's evaluation state.
@@ -239,10 +242,23 @@ impl Transaction<'_> {
             let lookup = |k: &str| self.macro_value(k);
             for (name, value) in targets {
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(&value);
-                for t in &r.transforms {
-                    v = Cow::Owned(t(&v).into_owned());
+                // multiMatch: the operator also sees the value before the
+                // transformations and after each one that changed it.
+                if r.multi_match && op.matches(&v, &lookup) != *negated {
+                    matched.push((name, v.into_owned()));
+                    continue;
                 }
-                if op.matches(&v, &lookup) != *negated {
+                let mut hit = false;
+                for t in &r.transforms {
+                    let next = t(&v).into_owned();
+                    let changed = next != *v;
+                    v = Cow::Owned(next);
+                    if r.multi_match && changed && op.matches(&v, &lookup) != *negated {
+                        hit = true;
+                        break;
+                    }
+                }
+                if hit || (!r.multi_match || r.transforms.is_empty()) && op.matches(&v, &lookup) != *negated {
                     // As ModSecurity: MATCHED_VAR(S) hold the transformed
                     // value, which is what chained rules (CRS 944120) expect.
                     matched.push((name, v.into_owned()));
