@@ -28,6 +28,8 @@ struct Compiled {
     transforms: Vec<Transform>,
     /// `multiMatch`: the operator runs after every transformation.
     multi_match: bool,
+    /// `capture`: groups of the match go to `TX:0`-`TX:9`.
+    capture: bool,
     actions: Vec<Action>,
     chained: Option<Box<Compiled>>,
 }
@@ -153,7 +155,8 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, Compile
     let mut actions: Vec<Action> = defaults.iter().filter(|a| !matches!(a.name, "t" | "phase")).cloned().collect();
     actions.extend(r.actions.iter().filter(|a| a.name != "t").cloned());
     let multi_match = actions.iter().any(|a| a.name == "multiMatch");
-    Ok(Compiled { id: r.id(), phase, variables, operator, transforms, multi_match, actions, chained })
+    let capture = actions.iter().any(|a| a.name == "capture");
+    Ok(Compiled { id: r.id(), phase, variables, operator, transforms, multi_match, capture, actions, chained })
 }
 
 /// One request's evaluation state.
@@ -238,13 +241,27 @@ impl Transaction<'_> {
         // rule may inspect all of them through MATCHED_VARS. Side effects
         // run after the operator has seen every target.
         let mut matched: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut captured: Option<Vec<Vec<u8>>> = None;
         {
             let lookup = |k: &str| self.macro_value(k);
+            let test = |v: &[u8], captured: &mut Option<Vec<Vec<u8>>>| -> bool {
+                if r.capture && !*negated {
+                    match op.captures(v, &lookup) {
+                        Some(c) => {
+                            *captured = Some(c);
+                            true
+                        }
+                        None => false,
+                    }
+                } else {
+                    op.matches(v, &lookup) != *negated
+                }
+            };
             for (name, value) in targets {
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(&value);
                 // multiMatch: the operator also sees the value before the
                 // transformations and after each one that changed it.
-                if r.multi_match && op.matches(&v, &lookup) != *negated {
+                if r.multi_match && test(&v, &mut captured) {
                     matched.push((name, v.into_owned()));
                     continue;
                 }
@@ -253,16 +270,21 @@ impl Transaction<'_> {
                     let next = t(&v).into_owned();
                     let changed = next != *v;
                     v = Cow::Owned(next);
-                    if r.multi_match && changed && op.matches(&v, &lookup) != *negated {
+                    if r.multi_match && changed && test(&v, &mut captured) {
                         hit = true;
                         break;
                     }
                 }
-                if hit || (!r.multi_match || r.transforms.is_empty()) && op.matches(&v, &lookup) != *negated {
+                if hit || (!r.multi_match || r.transforms.is_empty()) && test(&v, &mut captured) {
                     // As ModSecurity: MATCHED_VAR(S) hold the transformed
                     // value, which is what chained rules (CRS 944120) expect.
                     matched.push((name, v.into_owned()));
                 }
+            }
+        }
+        if let Some(groups) = captured {
+            for (i, g) in groups.iter().enumerate() {
+                self.tx.insert(i.to_string(), String::from_utf8_lossy(g).into_owned());
             }
         }
         for (name, v) in &matched {
@@ -349,9 +371,7 @@ impl Transaction<'_> {
 
     /// `capture` and `setvar` of a matching rule.
     fn side_effects(&mut self, r: &Compiled, _name: &str, value: &[u8]) {
-        if r.actions.iter().any(|a| a.name == "capture") {
-            self.tx.insert("0".into(), String::from_utf8_lossy(value).into_owned());
-        }
+        let _ = value;
         for a in r.actions.iter().filter(|a| a.name == "setvar") {
             if let Some(spec) = &a.value {
                 self.setvar(spec);

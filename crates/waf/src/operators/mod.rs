@@ -21,6 +21,12 @@ pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub trait Operator: Send + Sync + std::fmt::Debug {
     /// Whether `input` matches.
     fn matches(&self, input: &[u8], vars: Vars<'_>) -> bool;
+
+    /// For `capture`: on a match, what `TX:0` to `TX:9` become (the match
+    /// and its groups; by default the whole input).
+    fn captures(&self, input: &[u8], vars: Vars<'_>) -> Option<Vec<Vec<u8>>> {
+        self.matches(input, vars).then(|| vec![input.to_vec()])
+    }
 }
 
 /// Builds an operator from its argument.

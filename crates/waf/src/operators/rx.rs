@@ -20,6 +20,11 @@ impl Operator for Rx {
     fn matches(&self, input: &[u8], _: Vars<'_>) -> bool {
         self.0.is_match(input)
     }
+
+    fn captures(&self, input: &[u8], _: Vars<'_>) -> Option<Vec<Vec<u8>>> {
+        let c = self.0.captures(input)?;
+        Some((0..c.len().min(10)).map(|i| c.get(i).map_or_else(Vec::new, |m| m.as_bytes().to_vec())).collect())
+    }
 }
 
 /// Largest compiled program accepted (CRS's biggest patterns fit well
