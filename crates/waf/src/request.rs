@@ -67,7 +67,12 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
     t.add("REQUEST_BODY_LENGTH", "", r.body.len().to_string().as_bytes());
     let mut error = None;
     if !r.body.is_empty() {
-        t.add("REQUEST_BODY", "", r.body);
+        // An XML body is inspected through XML:/* and XML://@* only: its raw
+        // text would expose element names, which are markup, not data (CRS
+        // 944120's XML tests expect no match on them).
+        if !is_xml(&content_type) {
+            t.add("REQUEST_BODY", "", r.body);
+        }
         if content_type.starts_with("application/x-www-form-urlencoded") {
             t.add("REQBODY_PROCESSOR", "", b"URLENCODED");
             for (k, v) in form_pairs(r.body) {

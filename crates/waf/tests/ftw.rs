@@ -157,6 +157,12 @@ fn crs_request_tests_in_process() {
                 if ok {
                     passed += 1;
                 } else {
+                    if std::env::var("FTW_SHOW").is_ok_and(|r| r == rule) {
+                        eprintln!(
+                            "FAIL {rule}-{}: expected {:?} not {:?}, got {:?}",
+                            t.test_id, log.expect_ids, log.no_expect_ids, got
+                        );
+                    }
                     failed.push(format!("{rule}-{}", t.test_id));
                 }
             }
@@ -179,4 +185,4 @@ fn crs_request_tests_in_process() {
 }
 
 /// The pass rate measured when this test was last tightened.
-const BASELINE: f64 = 0.97;
+const BASELINE: f64 = 0.98;
