@@ -42,6 +42,7 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
         add_arg(t, "ARGS_GET", "ARGS_GET_NAMES", &k, &v);
     }
     let mut content_type = String::new();
+    let mut content_type_raw = String::new();
     for (name, value) in r.headers {
         t.add("REQUEST_HEADERS", name, value);
         t.add("REQUEST_HEADERS_NAMES", name, name.as_bytes());
@@ -61,7 +62,8 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
             }
         }
         if name.eq_ignore_ascii_case("content-type") {
-            content_type = String::from_utf8_lossy(value).to_ascii_lowercase();
+            content_type_raw = String::from_utf8_lossy(value).into_owned();
+            content_type = content_type_raw.to_ascii_lowercase();
         }
     }
     t.add("REQUEST_BODY_LENGTH", "", r.body.len().to_string().as_bytes());
@@ -87,6 +89,45 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
                         combined += k.len() + v.len();
                         add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
                     }
+                }
+                Err(e) => error = Some(e),
+            }
+        } else if content_type.starts_with("multipart/form-data") {
+            t.add("REQBODY_PROCESSOR", "", b"MULTIPART");
+            // The boundary keeps its case.
+            match crate::body::multipart::boundary(&content_type_raw)
+                .ok_or_else(|| "multipart: no boundary in the content type".to_string())
+                .and_then(|b| crate::body::multipart::parse(r.body, &b))
+            {
+                Ok(m) => {
+                    let mut files_size = 0usize;
+                    for p in &m.parts {
+                        for h in &p.headers {
+                            t.add("MULTIPART_PART_HEADERS", &p.name, h);
+                        }
+                        match &p.filename {
+                            Some(f) => {
+                                t.add("FILES", &p.name, f.as_bytes());
+                                t.add("FILES_NAMES", &p.name, p.name.as_bytes());
+                                t.add("FILES_SIZES", &p.name, p.body.len().to_string().as_bytes());
+                                t.add("MULTIPART_FILENAME", &p.name, f.as_bytes());
+                                files_size += p.body.len();
+                            }
+                            None => {
+                                combined += p.name.len() + p.body.len();
+                                add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &p.name, &p.body);
+                            }
+                        }
+                        t.add("MULTIPART_NAME", &p.name, p.name.as_bytes());
+                    }
+                    t.add("FILES_COMBINED_SIZE", "", files_size.to_string().as_bytes());
+                    let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+                    t.add("MULTIPART_STRICT_ERROR", "", flag(m.strict_error()));
+                    t.add("MULTIPART_UNMATCHED_BOUNDARY", "", flag(m.unmatched_boundary));
+                    t.add("MULTIPART_DATA_BEFORE", "", flag(m.data_before));
+                    t.add("MULTIPART_DATA_AFTER", "", flag(m.data_after));
+                    t.add("MULTIPART_LF_LINE", "", flag(m.lf_line));
+                    t.add("MULTIPART_INVALID_PART", "", flag(m.invalid_part));
                 }
                 Err(e) => error = Some(e),
             }

@@ -5,6 +5,7 @@
 //! is bounded.
 
 pub mod json;
+pub mod multipart;
 pub mod xml;
 
 /// Deepest nesting a body processor follows.

@@ -1,0 +1,176 @@
+//! The multipart/form-data body processor: fields become arguments, file
+//! parts become `FILES` (name to file name), every part's header lines are
+//! kept in `MULTIPART_PART_HEADERS`, and irregularities that evasion relies
+//! on are flagged (`MULTIPART_STRICT_ERROR` and its parts): data before the
+//! first boundary or after the last, a missing final boundary, bare LF line
+//! ends, unparseable part headers.
+//!
+//! `SecRule FILES "@rx \.php$" "id:1,deny"`
+
+/// One part.
+#[derive(Debug, Default, PartialEq)]
+pub struct Part {
+    /// `name` of its Content-Disposition.
+    pub name: String,
+    /// `filename`, for a file part.
+    pub filename: Option<String>,
+    /// Its header lines as sent.
+    pub headers: Vec<Vec<u8>>,
+    /// Its content.
+    pub body: Vec<u8>,
+}
+
+/// A parsed body and what was irregular about it.
+#[derive(Debug, Default, PartialEq)]
+pub struct Multipart {
+    /// The parts, in order.
+    pub parts: Vec<Part>,
+    /// Data before the first boundary.
+    pub data_before: bool,
+    /// Data after the final boundary.
+    pub data_after: bool,
+    /// No final boundary (`--boundary--`).
+    pub unmatched_boundary: bool,
+    /// Lines ending in a bare LF.
+    pub lf_line: bool,
+    /// A part header that is not `Name: value`, or a part without a name.
+    pub invalid_part: bool,
+}
+
+impl Multipart {
+    /// Any irregularity at all.
+    pub fn strict_error(&self) -> bool {
+        self.data_before || self.data_after || self.unmatched_boundary || self.lf_line || self.invalid_part
+    }
+}
+
+/// The boundary of a `multipart/form-data; boundary=...` content type.
+pub fn boundary(content_type: &str) -> Option<String> {
+    // The parameter name without regard to case, its value as sent.
+    let at = content_type.to_ascii_lowercase().find("boundary=")? + "boundary=".len();
+    let rest = content_type.get(at..)?;
+    let b = rest.split(';').next()?.trim();
+    let b = b.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(b);
+    (!b.is_empty() && b.len() <= 200).then(|| b.to_string())
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+}
+
+/// Parses a body with `boundary`.
+pub fn parse(body: &[u8], boundary: &str) -> Result<Multipart, String> {
+    let delim = format!("--{boundary}").into_bytes();
+    let mut out = Multipart::default();
+    let Some(first) = find(body, &delim, 0) else {
+        return Err("multipart: no boundary in the body".into());
+    };
+    out.data_before = body[..first].iter().any(|b| !b.is_ascii_whitespace());
+    let mut pos = first + delim.len();
+    loop {
+        if body[pos..].starts_with(b"--") {
+            out.data_after = body[pos + 2..].iter().any(|b| !b.is_ascii_whitespace());
+            break;
+        }
+        // Line end after the boundary.
+        pos += if body[pos..].starts_with(b"\r\n") {
+            2
+        } else if body[pos..].starts_with(b"\n") {
+            out.lf_line = true;
+            1
+        } else {
+            out.invalid_part = true;
+            0
+        };
+        // Headers up to the empty line.
+        let mut part = Part::default();
+        loop {
+            let Some(nl) = find(body, b"\n", pos) else {
+                out.unmatched_boundary = true;
+                return Ok(out);
+            };
+            let mut line = &body[pos..nl];
+            if let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            } else {
+                out.lf_line = true;
+            }
+            pos = nl + 1;
+            if line.is_empty() {
+                break;
+            }
+            part.headers.push(line.to_vec());
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                out.invalid_part = true;
+                continue;
+            };
+            let (name, value) = (&line[..colon], String::from_utf8_lossy(&line[colon + 1..]).into_owned());
+            if name.eq_ignore_ascii_case(b"content-disposition") {
+                part.name = param(&value, "name").unwrap_or_default();
+                part.filename = param(&value, "filename");
+            }
+        }
+        if part.name.is_empty() {
+            out.invalid_part = true;
+        }
+        // Content up to the next boundary (its line end belongs to it).
+        let Some(next) = find(body, &delim, pos) else {
+            part.body = body[pos..].to_vec();
+            out.parts.push(part);
+            out.unmatched_boundary = true;
+            return Ok(out);
+        };
+        let mut end = next;
+        if body[..end].ends_with(b"\r\n") {
+            end -= 2;
+        } else if body[..end].ends_with(b"\n") {
+            end -= 1;
+            out.lf_line = true;
+        }
+        part.body = body[pos..end.max(pos)].to_vec();
+        out.parts.push(part);
+        pos = next + delim.len();
+        if pos >= body.len() {
+            out.unmatched_boundary = true;
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A `key="value"` (or unquoted) parameter of a header value.
+fn param(value: &str, key: &str) -> Option<String> {
+    for piece in value.split(';').map(str::trim) {
+        let Some((k, v)) = piece.split_once('=') else { continue };
+        if k.trim().eq_ignore_ascii_case(key) {
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+            return Some(v.replace("\\\"", "\""));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_files_and_flags() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\nContent-Type: text/plain\r\n\r\n<?php ?>\r\n--XyZ--\r\n";
+        let m = parse(body, "XyZ").unwrap();
+        assert_eq!(m.parts.len(), 2);
+        assert_eq!(m.parts[0].body, b"1");
+        assert_eq!(m.parts[1].filename.as_deref(), Some("x.php"));
+        assert_eq!(m.parts[1].headers.len(), 2);
+        assert!(!m.strict_error());
+        let sloppy = parse(b"junk\n--B\nContent-Disposition: form-data; name=a\n\nv\n--B", "B").unwrap();
+        assert!(sloppy.data_before && sloppy.lf_line && sloppy.unmatched_boundary);
+        assert_eq!(boundary("multipart/form-data; boundary=\"abc\"; x=1").as_deref(), Some("abc"));
+        assert_eq!(boundary("multipart/form-data; BOUNDARY=AbC").as_deref(), Some("AbC"));
+        assert!(parse(b"no boundary here", "B").is_err());
+        for cut in 0..body.len() {
+            let _ = parse(&body[..cut], "XyZ");
+        }
+    }
+}
