@@ -371,3 +371,18 @@ fn audit_verify_reports_tampering_with_exit_4() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("verification failed: audit segment 0000000000000001.seg, record 0 (offset 64)"), "{err}");
 }
+
+#[test]
+fn waf_check_loads_the_core_rule_set_and_names_bad_lines() {
+    let crs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/rules");
+    let out = rampart().args(["waf", "check", "--rules"]).arg(&crs).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OWASP_CRS/4"), "{out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.conf");
+    std::fs::write(&f, "SecRule ARGS \"@rx a\" \"id:1\"\nSecRule ARGS \"@rx b\" \"id:2,t:urlDecodeUnii\"\n").unwrap();
+    let out = rampart().args(["waf", "check", "--rules"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:2: unknown transformation \"urlDecodeUnii\""), "{err}");
+}

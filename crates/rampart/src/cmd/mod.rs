@@ -5,6 +5,7 @@ mod bans;
 mod check_config;
 mod init;
 mod serve;
+mod waf;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ enum Command {
     CheckConfig(check_config::CheckArgs),
     Bans(bans::BansArgs),
     Audit(audit::AuditArgs),
+    Waf(waf::WafArgs),
 }
 
 /// Runs the parsed command.
@@ -37,6 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::CheckConfig(a) => check_config::run(a),
         Command::Bans(a) => bans::run(a),
         Command::Audit(a) => audit::run(a),
+        Command::Waf(a) => waf::run(a),
     }
 }
 
@@ -55,6 +58,9 @@ pub enum CliError {
     /// Anything else that went wrong while running (exit 1).
     #[error("{0}")]
     Other(String),
+    /// A WAF rule set cannot be used (exit 2).
+    #[error("{0}")]
+    Rules(String),
     /// The audit log failed verification (exit 4).
     #[error("{0}")]
     Tampered(String),
@@ -64,7 +70,7 @@ impl CliError {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config(_) => 2,
+            CliError::Config(_) | CliError::Rules(_) => 2,
             CliError::Gateway(_) | CliError::Audit(_) => 3,
             CliError::Other(_) => 1,
             CliError::Tampered(_) => 4,
