@@ -43,6 +43,15 @@ fn records(path: &Path) -> Vec<(usize, usize, u8)> {
     out
 }
 
+/// Recomputes the checksum of the record at `o` (length `l`), as an
+/// attacker who knows the format would after altering it.
+fn fix_crc(b: &mut [u8], o: usize, l: usize) {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&b[o + 4..o + l - 4]);
+    let c = crc.finalize().to_be_bytes();
+    b[o + l - 4..o + l].copy_from_slice(&c);
+}
+
 fn seg(dir: &Path, n: u64) -> std::path::PathBuf {
     segment::segment_path(&dir.join("audit"), n)
 }
@@ -91,9 +100,7 @@ fn a_flipped_byte_is_reported_with_segment_record_and_offset() {
     // The same flip with the checksum recomputed: the event no longer
     // decrypts at its position.
     let body_len = u32::from_be_bytes(b[off..off + 4].try_into().unwrap()) as usize;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&b[off + 4..off + 5 + body_len]);
-    b[off + 5 + body_len..off + 9 + body_len].copy_from_slice(&crc.finalize().to_be_bytes());
+    fix_crc(&mut b, off, 9 + body_len);
     std::fs::write(&path, &b).unwrap();
     let e = check(dir.path()).unwrap_err();
     assert_eq!((e.record, e.offset), (Some(3), Some(off as u64)));
@@ -150,10 +157,7 @@ fn without_encryption_the_signed_heads_catch_changes() {
         let body = &mut out[o + 5..o + l - 4];
         let pos = body.windows(6).position(|w| w == b"test 1").unwrap();
         body[pos + 5] = b'9';
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&out[o + 4..o + l - 4]);
-        let c = crc.finalize().to_be_bytes();
-        out[o + l - 4..o + l].copy_from_slice(&c);
+        fix_crc(&mut out, o, l);
         out
     });
     let e = check(dir.path()).unwrap_err();
@@ -406,10 +410,7 @@ fn the_frozen_version_1_log_still_verifies_and_its_tampered_copy_does_not() {
         let body = &mut out[o + 5..o + l - 4];
         let pos = body.windows(6).position(|w| w == b"test 0").unwrap();
         body[pos + 5] = b'7';
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&out[o + 4..o + l - 4]);
-        let c = crc.finalize().to_be_bytes();
-        out[o + l - 4..o + l].copy_from_slice(&c);
+        fix_crc(&mut out, o, l);
         out
     });
     let e = verify(dir.path(), None, &public, None).unwrap_err();

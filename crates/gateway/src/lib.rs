@@ -240,9 +240,7 @@ impl Gateway {
             None => None,
         };
         let tls_acceptor = match &certs {
-            Some(c) => {
-                Some(Arc::new(ArcSwap::from_pointee(TlsAcceptor::from(tls::server_config(&config.tls, c.clone())?))))
-            }
+            Some(c) => Some(Arc::new(TlsAcceptor::from(tls::server_config(&config.tls, c.clone())?))),
             None => None,
         };
         let token = match &admin {

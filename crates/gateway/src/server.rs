@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -79,7 +78,7 @@ pub struct Accepted {
 /// socket would let whichever thread wakes first take them, unevenly).
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
+    tls: Option<Arc<TlsAcceptor>>,
     workers: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
     mut shutdown: watch::Receiver<bool>,
     tracker: Arc<Tracker>,
@@ -101,7 +100,7 @@ pub async fn accept_loop(
             }
         };
         let Ok(stream) = stream.into_std() else { continue };
-        let conn = Accepted { stream, addr, tls: tls.as_ref().map(|t| t.load_full()), live: tracker.enter() };
+        let conn = Accepted { stream, addr, tls: tls.clone(), live: tracker.enter() };
         if workers.is_empty() {
             return;
         }

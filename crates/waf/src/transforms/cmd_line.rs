@@ -30,11 +30,7 @@ pub fn cmd_line(input: &[u8]) -> Cow<'_, [u8]> {
     if space && !out.is_empty() {
         out.push(b' ');
     }
-    if out == input {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(out)
-    }
+    super::unless_unchanged(input, out)
 }
 
 #[cfg(test)]

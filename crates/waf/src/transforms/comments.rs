@@ -35,11 +35,7 @@ pub fn remove_comments(input: &[u8]) -> Cow<'_, [u8]> {
             i += 1;
         }
     }
-    if out.len() == input.len() {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(out)
-    }
+    super::unless_unchanged(input, out)
 }
 
 /// `t:replaceComments`.
@@ -77,11 +73,7 @@ pub fn remove_comments_char(input: &[u8]) -> Cow<'_, [u8]> {
             }
         }
     }
-    if out.len() == input.len() {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(out)
-    }
+    super::unless_unchanged(input, out)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::hex_value;
+use super::{hex_value, octal};
 
 /// Applies the transformation.
 pub fn escape_seq_decode(input: &[u8]) -> Cow<'_, [u8]> {
@@ -47,13 +47,8 @@ pub fn escape_seq_decode(input: &[u8]) -> Cow<'_, [u8]> {
                 }
             }
         } else if (b'0'..=b'7').contains(&c) {
-            let mut v: u32 = 0;
-            let mut n = 0;
-            while n < 3 && matches!(input.get(i + 1 + n), Some(b'0'..=b'7')) {
-                v = v * 8 + u32::from(input[i + 1 + n] - b'0');
-                n += 1;
-            }
-            out.push(v as u8);
+            let (byte, n) = octal(&input[i + 1..]);
+            out.push(byte);
             i += 1 + n;
         } else {
             out.extend_from_slice(&[b'\\', c]);

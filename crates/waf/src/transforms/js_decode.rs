@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::{hex_value, unicode_to_byte};
+use super::{hex_value, octal, unicode_to_byte};
 
 /// Applies the transformation.
 pub fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
@@ -43,13 +43,8 @@ pub fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
                 out.push(b'x');
             }
             b'0'..=b'7' => {
-                let mut v: u32 = 0;
-                let mut n = 0;
-                while n < 3 && matches!(input.get(i + 1 + n), Some(b'0'..=b'7')) {
-                    v = v * 8 + u32::from(input[i + 1 + n] - b'0');
-                    n += 1;
-                }
-                out.push(v as u8);
+                let (byte, n) = octal(&input[i + 1..]);
+                out.push(byte);
                 i += 1 + n;
                 continue;
             }

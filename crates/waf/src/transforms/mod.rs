@@ -80,6 +80,24 @@ pub(crate) fn hex_value(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Up to three octal digits at the start of `s` (a `\OOO` escape): the
+/// byte (low 8 bits, as C) and how many digits were used.
+pub(crate) fn octal(s: &[u8]) -> (u8, usize) {
+    let n = s.iter().take(3).take_while(|c| (b'0'..=b'7').contains(c)).count();
+    let v = s[..n].iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+    (v as u8, n)
+}
+
+/// `Borrowed` when a transformation changed nothing, so chains allocate
+/// only when they must.
+pub(crate) fn unless_unchanged(input: &[u8], out: Vec<u8>) -> Cow<'_, [u8]> {
+    if out == input {
+        Cow::Borrowed(input)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
 /// A `%uHHHH`-style code point as one byte, as ModSecurity does without a
 /// Unicode map: full-width ASCII (U+FF01-U+FF5E) becomes its ASCII
 /// character, anything else its low byte.
