@@ -1,14 +1,14 @@
 //! Rule evaluation: a loaded [`RuleSet`] compiled once into an [`Engine`]
-//! (operators built, transformation pipelines resolved, markers indexed),
-//! and a [`Transaction`] per request that holds the request's variables and
-//! the `TX` collection, runs the rules of a phase in order and records what
-//! matched.
+//! (operators built, transformation pipelines resolved, actions sorted into
+//! what they do, markers indexed), and a [`Transaction`] per request that
+//! holds the request's variables and the `TX` collection, runs the rules of
+//! a phase in order and records what matched.
 //!
-//! Covered so far: variables with keys, regex keys, exclusions and counts;
-//! transformation pipelines with `t:none` and default actions; every built
-//! operator with macro arguments; actions `setvar` (`=`, `+=`, `-=`, `!`),
-//! `chain`, `skipAfter`, `capture`, `deny`/`block`/`pass`/`allow` with
-//! `status`, `msg`/`logdata` macros, `ctl:ruleRemoveById`.
+//! A transaction may be tuned before it runs, which is how the gateway
+//! applies a route's settings: [`Transaction::set_mode`],
+//! [`Transaction::pin_tx`] (a `TX` value the rules cannot change, such as
+//! the paranoia level), [`Transaction::remove_rules`] and
+//! [`Transaction::remove_target`] (rule exclusions).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use regex::bytes::Regex;
 
 use crate::operators::{self, Operator};
-use crate::seclang::{Action, Rule, RuleSet, Selector, Variable};
+use crate::seclang::{Action, EngineMode, Rule, RuleSet, Selector, Variable};
 use crate::transforms::{self, Transform};
 
 /// A rule ready to run.
 struct Compiled {
-    id: Option<u64>,
+    meta: Meta,
     phase: u8,
     variables: Vec<CompiledVar>,
     operator: Option<(Box<dyn Operator>, bool)>,
@@ -30,13 +30,81 @@ struct Compiled {
     multi_match: bool,
     /// `capture`: groups of the match go to `TX:0`-`TX:9`.
     capture: bool,
-    actions: Vec<Action>,
+    setvars: Vec<String>,
+    ctls: Vec<Ctl>,
+    disruptive: Option<Disruptive>,
+    skip_after: Option<String>,
+    skip: usize,
+    /// Whether a match is logged (`log`, the default, or `nolog`).
+    log: bool,
     chained: Option<Box<Compiled>>,
+}
+
+/// What a rule says about itself, for logs.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// `id`.
+    pub id: Option<u64>,
+    /// `msg`, macros not expanded.
+    pub msg: Option<String>,
+    /// `logdata`, macros not expanded.
+    pub logdata: Option<String>,
+    /// `tag`s.
+    pub tags: Vec<String>,
+    /// `severity`.
+    pub severity: Option<String>,
+    /// `ver`.
+    pub ver: Option<String>,
+    /// The file it was read from.
+    pub file: String,
+    /// Its line.
+    pub line: usize,
 }
 
 struct CompiledVar {
     var: Variable,
     key_regex: Option<Regex>,
+}
+
+/// A disruptive action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Disruptive {
+    Deny(u16),
+    Drop,
+    Allow,
+    Redirect(String),
+    Pass,
+}
+
+/// A `ctl:` action.
+#[derive(Debug, Clone)]
+enum Ctl {
+    RuleEngine(EngineMode),
+    RemoveById(Vec<(u64, u64)>),
+    RemoveByTag(String),
+    RemoveByMsg(String),
+    RemoveTarget(RuleSel, Target),
+    BodyProcessor(String),
+    ForceBodyVariable(bool),
+    BodyAccess(bool),
+    /// Options that change nothing here (`auditEngine`, `auditLogParts`...).
+    Ignored,
+}
+
+/// Which rules a target exclusion applies to.
+#[derive(Debug, Clone)]
+enum RuleSel {
+    Ids(Vec<(u64, u64)>),
+    Tag(String),
+    Msg(String),
+}
+
+/// A variable excluded from some rules: name in canonical spelling, key
+/// (lower case) or all keys.
+#[derive(Debug, Clone)]
+struct Target {
+    name: &'static str,
+    key: Option<String>,
 }
 
 /// Why a rule set cannot be compiled.
@@ -55,8 +123,9 @@ pub struct CompileError {
 pub struct Engine {
     rules: Vec<Compiled>,
     markers: HashMap<String, usize>,
-    /// `SecRuleEngine DetectionOnly`: rules run, nothing is refused.
-    detection_only: bool,
+    mode: EngineMode,
+    body_access: bool,
+    phases: [bool; 6],
 }
 
 /// What a transaction decided.
@@ -66,34 +135,49 @@ pub enum Verdict {
     Pass,
     /// Refuse with this status.
     Deny(u16),
+    /// Close the connection without an answer.
+    Drop,
+    /// Send the client elsewhere (302 to this URL).
+    Redirect(String),
     /// Stop evaluating and let the request through (`allow`).
     Allow,
 }
 
 /// One matched rule, for logs and events.
 #[derive(Debug, Clone)]
-pub struct Match {
+pub struct Match<'e> {
+    /// What the rule says about itself.
+    pub rule: &'e Meta,
     /// The rule's id.
     pub id: u64,
+    /// The phase it ran in.
+    pub phase: u8,
     /// `msg`, macros expanded.
     pub msg: String,
     /// `logdata`, macros expanded.
     pub data: String,
     /// The variable that matched (`ARGS:q`).
     pub variable: String,
+    /// Whether the rule asked to be logged.
+    pub log: bool,
+    /// Whether this match decided the transaction.
+    pub disruptive: bool,
 }
 
 impl Engine {
     /// Compiles a loaded rule set.
     pub fn new(set: &RuleSet) -> Result<Self, CompileError> {
         let mut rules = Vec::new();
+        let mut phases = [false; 6];
         for r in &set.rules {
-            let default = r.action("phase").and_then(|p| crate::seclang::directives::phase_number(p).ok()).unwrap_or(2);
-            let defaults = set.default_actions.get(&default).cloned().unwrap_or_default();
-            rules.push(compile(r, &defaults, default)?);
+            let phase = r.action("phase").and_then(|p| crate::seclang::directives::phase_number(p).ok()).unwrap_or(2);
+            let defaults = set.default_actions.get(&phase).cloned().unwrap_or_default();
+            phases[usize::from(phase.min(5))] = true;
+            rules.push(compile(r, &defaults, phase)?);
         }
         let markers = set.markers.iter().map(|(n, at)| (n.clone(), *at)).collect();
-        Ok(Engine { rules, markers, detection_only: set.engine == crate::seclang::EngineMode::DetectionOnly })
+        let body_access = set.settings.get("SecRequestBodyAccess").is_none_or(|v| v.eq_ignore_ascii_case("on"));
+        Ok(Engine { rules, markers, mode: set.engine, body_access, phases })
     }
 
     /// A new transaction.
@@ -102,10 +186,34 @@ impl Engine {
             engine: self,
             vars: HashMap::new(),
             tx: HashMap::new(),
+            pinned: Vec::new(),
             removed: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_msgs: Vec::new(),
+            removed_targets: Vec::new(),
             matches: Vec::new(),
             verdict: Verdict::Pass,
+            mode: self.mode,
+            body_processor: None,
+            force_body_variable: false,
+            body_access: self.body_access,
         }
+    }
+
+    /// How many rules (chains counted once).
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether any rule runs in `phase` (the gateway reads response bodies
+    /// only when phase 4 has rules).
+    pub fn has_phase(&self, phase: u8) -> bool {
+        self.phases.get(usize::from(phase)).copied().unwrap_or(false)
     }
 }
 
@@ -152,29 +260,152 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, Compile
         Some(c) => Some(Box::new(compile(c, &[], phase)?)),
         None => None,
     };
-    let mut actions: Vec<Action> = defaults.iter().filter(|a| !matches!(a.name, "t" | "phase")).cloned().collect();
-    actions.extend(r.actions.iter().filter(|a| a.name != "t").cloned());
-    let multi_match = actions.iter().any(|a| a.name == "multiMatch");
-    let capture = actions.iter().any(|a| a.name == "capture");
-    Ok(Compiled { id: r.id(), phase, variables, operator, transforms, multi_match, capture, actions, chained })
+    // The rule's own actions after the defaults: the last one written wins.
+    let actions: Vec<&Action> =
+        defaults.iter().filter(|a| !matches!(a.name, "t" | "phase")).chain(r.actions.iter()).collect();
+    let last = |n: &str| actions.iter().rev().find(|a| a.name == n).and_then(|a| a.value.clone());
+    let default_disruptive = defaults.iter().rev().find(|a| is_disruptive(a.name)).map(|a| a.name);
+    let status = last("status").and_then(|s| s.parse().ok());
+    let disruptive = actions.iter().rev().find(|a| is_disruptive(a.name)).and_then(|a| {
+        // `block` does what the phase's default action does.
+        let name = if a.name == "block" { default_disruptive? } else { a.name };
+        Some(match name {
+            "deny" => Disruptive::Deny(status.unwrap_or(403)),
+            "drop" => Disruptive::Drop,
+            "allow" => Disruptive::Allow,
+            "redirect" => Disruptive::Redirect(a.value.clone().unwrap_or_default()),
+            _ => Disruptive::Pass,
+        })
+    });
+    let ctls = r
+        .actions
+        .iter()
+        .filter(|a| a.name == "ctl")
+        .map(|a| parse_ctl(a.value.as_deref().unwrap_or("")).map_err(&err))
+        .collect::<Result<_, _>>()?;
+    let meta = Meta {
+        id: r.id(),
+        msg: last("msg"),
+        logdata: last("logdata"),
+        tags: r.actions_named("tag").map(str::to_string).collect(),
+        severity: last("severity"),
+        ver: last("ver"),
+        file: r.origin.file.to_string(),
+        line: r.origin.line,
+    };
+    Ok(Compiled {
+        meta,
+        phase,
+        variables,
+        operator,
+        transforms,
+        multi_match: actions.iter().any(|a| a.name == "multiMatch"),
+        capture: actions.iter().any(|a| a.name == "capture"),
+        setvars: r.actions.iter().filter(|a| a.name == "setvar").filter_map(|a| a.value.clone()).collect(),
+        ctls,
+        disruptive,
+        skip_after: last("skipAfter"),
+        skip: last("skip").and_then(|s| s.parse().ok()).unwrap_or(0),
+        log: actions.iter().rev().find(|a| matches!(a.name, "log" | "nolog")).is_none_or(|a| a.name == "log"),
+        chained,
+    })
+}
+
+fn is_disruptive(name: &str) -> bool {
+    matches!(name, "deny" | "block" | "drop" | "pass" | "allow" | "redirect")
+}
+
+fn id_ranges(text: &str) -> Vec<(u64, u64)> {
+    text.split([' ', ',']).filter(|p| !p.is_empty()).filter_map(|part| {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
+    })
+    .collect()
+}
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    let v = crate::seclang::rule::parse_variables(text)?;
+    let [v] = <[Variable; 1]>::try_from(v).map_err(|_| format!("one target expected, got `{text}`"))?;
+    let key = match v.selector {
+        Some(Selector::Key(k)) => Some(k.to_ascii_lowercase()),
+        Some(Selector::Regex(_)) => return Err(format!("regex targets are not supported in ctl: `{text}`")),
+        None => None,
+    };
+    Ok(Target { name: v.name, key })
+}
+
+fn parse_ctl(text: &str) -> Result<Ctl, String> {
+    let (option, value) = text.split_once('=').ok_or_else(|| format!("ctl:{text}: expected OPTION=VALUE"))?;
+    let on = |v: &str| v.eq_ignore_ascii_case("on");
+    let target = |v: &str| -> Result<(String, Target), String> {
+        let (sel, t) = v.split_once(';').ok_or_else(|| format!("ctl:{text}: expected RULE;TARGET"))?;
+        Ok((sel.to_string(), parse_target(t)?))
+    };
+    Ok(match option {
+        "ruleEngine" => Ctl::RuleEngine(match value.to_ascii_lowercase().as_str() {
+            "on" => EngineMode::On,
+            "off" => EngineMode::Off,
+            "detectiononly" => EngineMode::DetectionOnly,
+            _ => return Err(format!("ctl:ruleEngine={value}: expected On, Off or DetectionOnly")),
+        }),
+        "ruleRemoveById" => Ctl::RemoveById(id_ranges(value)),
+        "ruleRemoveByTag" => Ctl::RemoveByTag(value.to_string()),
+        "ruleRemoveByMsg" => Ctl::RemoveByMsg(value.to_string()),
+        "ruleRemoveTargetById" => {
+            let (sel, t) = target(value)?;
+            Ctl::RemoveTarget(RuleSel::Ids(id_ranges(&sel)), t)
+        }
+        "ruleRemoveTargetByTag" => {
+            let (sel, t) = target(value)?;
+            Ctl::RemoveTarget(RuleSel::Tag(sel), t)
+        }
+        "ruleRemoveTargetByMsg" => {
+            let (sel, t) = target(value)?;
+            Ctl::RemoveTarget(RuleSel::Msg(sel), t)
+        }
+        "requestBodyProcessor" => Ctl::BodyProcessor(value.to_ascii_uppercase()),
+        "forceRequestBodyVariable" => Ctl::ForceBodyVariable(on(value)),
+        "requestBodyAccess" => Ctl::BodyAccess(on(value)),
+        "auditEngine" | "auditLogParts" | "debugLogLevel" | "responseBodyAccess" | "requestBodyLimit"
+        | "hashEngine" | "hashEnforcement" | "parseXmlIntoArgs" => Ctl::Ignored,
+        _ => return Err(format!("ctl:{option} is not supported")),
+    })
 }
 
 /// One request's evaluation state.
 pub struct Transaction<'e> {
     engine: &'e Engine,
-    /// Request variables: name (upper case) to (key, value) pairs.
+    /// Request variables: name to (key, value) pairs.
     vars: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
     tx: HashMap<String, String>,
+    pinned: Vec<String>,
     removed: Vec<(u64, u64)>,
-    matches: Vec<Match>,
+    removed_tags: Vec<String>,
+    removed_msgs: Vec<String>,
+    removed_targets: Vec<(RuleSel, Target)>,
+    matches: Vec<Match<'e>>,
     verdict: Verdict,
+    mode: EngineMode,
+    body_processor: Option<String>,
+    force_body_variable: bool,
+    body_access: bool,
 }
 
-impl Transaction<'_> {
+impl<'e> Transaction<'e> {
     /// Adds a value to a collection (`ARGS`, key `q`) or sets a single
     /// variable (`REQUEST_METHOD`, key empty).
     pub fn add(&mut self, name: &'static str, key: &str, value: &[u8]) {
         self.vars.entry(name).or_default().push((key.to_string(), value.to_vec()));
+    }
+
+    /// Replaces a variable's values with one value.
+    pub fn set(&mut self, name: &'static str, value: &[u8]) {
+        self.vars.insert(name, vec![(String::new(), value.to_vec())]);
+    }
+
+    /// A variable's first value.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.vars.get(name).and_then(|v| v.first()).map(|(_, v)| v.as_slice())
     }
 
     /// A `TX` variable.
@@ -182,8 +413,56 @@ impl Transaction<'_> {
         self.tx.get(&key.to_ascii_lowercase()).map(String::as_str)
     }
 
+    /// Sets a `TX` variable that no rule can change afterwards: the
+    /// gateway's paranoia level and thresholds win over the rule set's
+    /// defaults.
+    pub fn pin_tx(&mut self, key: &str, value: &str) {
+        let key = key.to_ascii_lowercase();
+        self.tx.insert(key.clone(), value.to_string());
+        self.pinned.push(key);
+    }
+
+    /// Runs the rules in this mode rather than the rule set's
+    /// `SecRuleEngine`.
+    pub fn set_mode(&mut self, mode: EngineMode) {
+        self.mode = mode;
+    }
+
+    /// The mode now (a rule may change it with `ctl:ruleEngine`).
+    pub fn mode(&self) -> EngineMode {
+        self.mode
+    }
+
+    /// Leaves the rules with ids in `lo..=hi` out of this transaction.
+    pub fn remove_rules(&mut self, lo: u64, hi: u64) {
+        self.removed.push((lo, hi));
+    }
+
+    /// Leaves `target` (`ARGS:password`, `REQUEST_COOKIES`) out of the rules
+    /// with ids in `lo..=hi`.
+    pub fn remove_target(&mut self, lo: u64, hi: u64, target: &str) -> Result<(), String> {
+        let t = parse_target(target)?;
+        self.removed_targets.push((RuleSel::Ids(vec![(lo, hi)]), t));
+        Ok(())
+    }
+
+    /// The body processor rules asked for (`ctl:requestBodyProcessor`).
+    pub fn body_processor(&self) -> Option<&str> {
+        self.body_processor.as_deref()
+    }
+
+    /// Whether `REQUEST_BODY` is filled whatever the processor.
+    pub fn force_body_variable(&self) -> bool {
+        self.force_body_variable
+    }
+
+    /// Whether the request body is inspected at all.
+    pub fn body_access(&self) -> bool {
+        self.body_access
+    }
+
     /// Rules that matched so far.
-    pub fn matches(&self) -> &[Match] {
+    pub fn matches(&self) -> &[Match<'e>] {
         &self.matches
     }
 
@@ -194,19 +473,21 @@ impl Transaction<'_> {
 
     /// Runs the rules of `phase`; stops at a disruptive decision.
     pub fn run_phase(&mut self, phase: u8) -> Verdict {
+        if self.mode == EngineMode::Off || !self.engine.has_phase(phase) {
+            return self.verdict.clone();
+        }
         let rules = &self.engine.rules;
         let mut i = 0;
         while i < rules.len() && self.verdict == Verdict::Pass {
             let r = &rules[i];
             i += 1;
-            if r.phase != phase || r.id.is_some_and(|id| self.removed.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id)))
-            {
+            if r.phase != phase || self.is_removed(&r.meta) {
                 continue;
             }
             let Some(matched) = self.evaluate(r) else { continue };
             let mut cur = r;
-            let mut all = true;
             let mut last = matched;
+            let mut all = true;
             while let Some(next) = &cur.chained {
                 match self.evaluate(next) {
                     Some(m) => last = m,
@@ -220,21 +501,51 @@ impl Transaction<'_> {
             if !all {
                 continue;
             }
-            if let Some(skip) = self.act(r, &last) {
-                if let Some(&at) = self.engine.markers.get(&skip) {
-                    i = i.max(at);
+            self.act(r, phase, &last);
+            if let Some(at) = r.skip_after.as_ref().and_then(|m| self.engine.markers.get(m)) {
+                i = i.max(*at);
+            } else if r.skip > 0 {
+                // `skip:N` jumps over the next N rules of this phase.
+                let mut n = r.skip;
+                while n > 0 && i < rules.len() {
+                    if rules[i].phase == phase {
+                        n -= 1;
+                    }
+                    i += 1;
                 }
             }
         }
         self.verdict.clone()
     }
 
+    fn is_removed(&self, meta: &Meta) -> bool {
+        if let Some(id) = meta.id {
+            if self.removed.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id)) {
+                return true;
+            }
+        }
+        (!self.removed_tags.is_empty() && meta.tags.iter().any(|t| self.removed_tags.iter().any(|r| r == t)))
+            || (!self.removed_msgs.is_empty() && meta.msg.as_ref().is_some_and(|m| self.removed_msgs.contains(m)))
+    }
+
+    /// Target exclusions that apply to the rule `meta`.
+    fn excluded_targets(&self, meta: &Meta) -> Vec<&Target> {
+        self.removed_targets
+            .iter()
+            .filter(|(sel, _)| match sel {
+                RuleSel::Ids(ranges) => meta.id.is_some_and(|id| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id))),
+                RuleSel::Tag(t) => meta.tags.iter().any(|x| x == t),
+                RuleSel::Msg(m) => meta.msg.as_deref() == Some(m.as_str()),
+            })
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     /// Evaluates one rule's operator over its variables; on a match, runs
-    /// its non-disruptive actions and returns the matched variable's name.
+    /// its `setvar`s and returns the last matched variable's name.
     fn evaluate(&mut self, r: &Compiled) -> Option<String> {
-        let targets = self.targets(r);
         let Some((op, negated)) = &r.operator else {
-            self.side_effects(r, "", b"");
+            self.side_effects(r);
             return Some(String::new());
         };
         // Every target is tried (not just up to the first match): a chained
@@ -243,7 +554,8 @@ impl Transaction<'_> {
         let mut matched: Vec<(String, Vec<u8>)> = Vec::new();
         let mut captured: Option<Vec<Vec<u8>>> = None;
         {
-            let lookup = |k: &str| self.macro_value(k);
+            let this = &*self;
+            let lookup = |k: &str| this.macro_value(k);
             let test = |v: &[u8], captured: &mut Option<Vec<Vec<u8>>>| -> bool {
                 if r.capture && !*negated {
                     match op.captures(v, &lookup) {
@@ -257,30 +569,43 @@ impl Transaction<'_> {
                     op.matches(v, &lookup) != *negated
                 }
             };
-            for (name, value) in targets {
-                let mut v: Cow<'_, [u8]> = Cow::Borrowed(&value);
+            let excluded = if this.removed_targets.is_empty() { Vec::new() } else { this.excluded_targets(&r.meta) };
+            this.for_each_target(r, &excluded, |name, key, value| {
+                let mut v: Cow<'_, [u8]> = Cow::Borrowed(value);
+                let mut hit;
                 // multiMatch: the operator also sees the value before the
                 // transformations and after each one that changed it.
-                if r.multi_match && test(&v, &mut captured) {
-                    matched.push((name, v.into_owned()));
-                    continue;
-                }
-                let mut hit = false;
-                for t in &r.transforms {
-                    let next = t(&v).into_owned();
-                    let changed = next != *v;
-                    v = Cow::Owned(next);
-                    if r.multi_match && changed && test(&v, &mut captured) {
-                        hit = true;
-                        break;
+                if r.multi_match {
+                    hit = test(&v, &mut captured);
+                    if !hit {
+                        for t in &r.transforms {
+                            let next = t(&v).into_owned();
+                            let changed = next != *v;
+                            v = Cow::Owned(next);
+                            if changed && test(&v, &mut captured) {
+                                hit = true;
+                                break;
+                            }
+                        }
                     }
+                } else {
+                    for t in &r.transforms {
+                        if let Cow::Owned(next) = t(&v) {
+                            v = Cow::Owned(next);
+                        }
+                    }
+                    hit = test(&v, &mut captured);
                 }
-                if hit || (!r.multi_match || r.transforms.is_empty()) && test(&v, &mut captured) {
+                if hit {
                     // As ModSecurity: MATCHED_VAR(S) hold the transformed
                     // value, which is what chained rules (CRS 944120) expect.
+                    let name = if key.is_empty() { name.to_string() } else { format!("{name}:{key}") };
                     matched.push((name, v.into_owned()));
                 }
-            }
+            });
+        }
+        if matched.is_empty() {
+            return None;
         }
         if let Some(groups) = captured {
             for (i, g) in groups.iter().enumerate() {
@@ -290,9 +615,9 @@ impl Transaction<'_> {
         for (name, v) in &matched {
             self.tx.insert("matched_var".into(), String::from_utf8_lossy(v).into_owned());
             self.tx.insert("matched_var_name".into(), name.clone());
-            self.side_effects(r, name, v);
+            self.side_effects(r);
         }
-        let last = matched.last()?.0.clone();
+        let last = matched.last().map(|(n, _)| n.clone()).unwrap_or_default();
         self.vars
             .insert("MATCHED_VARS_NAMES", matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes())).collect());
         if let Some((n, v)) = matched.last() {
@@ -301,6 +626,51 @@ impl Transaction<'_> {
         }
         self.vars.insert("MATCHED_VARS", matched);
         Some(last)
+    }
+
+    /// Calls `f(variable, key, value)` for every value a rule's variable
+    /// list selects (counts as one value each), without copying.
+    fn for_each_target(&self, r: &Compiled, excluded: &[&Target], mut f: impl FnMut(&str, &str, &[u8])) {
+        let kept = |name: &str, key: &str| {
+            !excluded.iter().any(|t| t.name == name && t.key.as_deref().is_none_or(|k| k.eq_ignore_ascii_case(key)))
+                && !r.variables.iter().filter(|x| x.var.exclude && x.var.name == name).any(|x| {
+                    match (&x.var.selector, &x.key_regex) {
+                        (Some(Selector::Key(ex)), _) => key.eq_ignore_ascii_case(ex),
+                        (Some(Selector::Regex(_)), Some(re)) => re.is_match(key.as_bytes()),
+                        _ => true,
+                    }
+                })
+        };
+        let selects = |cv: &CompiledVar, key: &str| match (&cv.var.selector, &cv.key_regex) {
+            (Some(Selector::Key(want)), _) => key.eq_ignore_ascii_case(want),
+            (Some(Selector::Regex(_)), Some(re)) => re.is_match(key.as_bytes()),
+            _ => true,
+        };
+        for cv in r.variables.iter().filter(|v| !v.var.exclude) {
+            let name = cv.var.name;
+            if cv.var.count {
+                let n = if name == "TX" {
+                    self.tx.keys().filter(|k| selects(cv, k) && kept(name, k)).count()
+                } else {
+                    self.vars.get(name).map_or(0, |vs| vs.iter().filter(|(k, _)| selects(cv, k) && kept(name, k)).count())
+                };
+                f(&format!("&{name}"), "", n.to_string().as_bytes());
+                continue;
+            }
+            if name == "TX" {
+                for (k, v) in &self.tx {
+                    if selects(cv, k) && kept(name, k) {
+                        f(name, k, v.as_bytes());
+                    }
+                }
+            } else if let Some(values) = self.vars.get(name) {
+                for (k, v) in values {
+                    if selects(cv, k) && kept(name, k) {
+                        f(name, k, v);
+                    }
+                }
+            }
+        }
     }
 
     /// The value of a macro: `tx.x`, `request_headers.host`, `matched_var`,
@@ -317,7 +687,7 @@ impl Transaction<'_> {
             Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
             None => (k.to_ascii_uppercase(), None),
         };
-        let values = self.vars.iter().find(|(n, _)| **n == coll.as_str())?.1;
+        let values = self.vars.get(coll.as_str())?;
         let found = match sub {
             Some(s) => values.iter().find(|(key, _)| key.eq_ignore_ascii_case(s)),
             None => values.first(),
@@ -327,55 +697,16 @@ impl Transaction<'_> {
 
     /// `text` with its macros expanded.
     fn expand(&self, text: &str) -> String {
+        if !text.contains("%{") {
+            return text.to_string();
+        }
         operators::expand(text, &|k: &str| self.macro_value(k))
     }
 
-    /// The (name, value) pairs a rule's variable list selects.
-    fn targets(&self, r: &Compiled) -> Vec<(String, Vec<u8>)> {
-        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-        for cv in r.variables.iter().filter(|v| !v.var.exclude) {
-            let v = &cv.var;
-            let values: Vec<(String, Vec<u8>)> = if v.name == "TX" {
-                self.tx.iter().map(|(k, val)| (k.clone(), val.clone().into_bytes())).collect()
-            } else {
-                self.vars.get(v.name).cloned().unwrap_or_default()
-            };
-            let selected: Vec<(String, Vec<u8>)> = values
-                .into_iter()
-                .filter(|(k, _)| match (&v.selector, &cv.key_regex) {
-                    (Some(Selector::Key(want)), _) => k.eq_ignore_ascii_case(want),
-                    (Some(Selector::Regex(_)), Some(re)) => re.is_match(k.as_bytes()),
-                    _ => true,
-                })
-                .filter(|(k, _)| {
-                    !r.variables.iter().filter(|x| x.var.exclude && x.var.name == v.name).any(|x| {
-                        match (&x.var.selector, &x.key_regex) {
-                            (Some(Selector::Key(ex)), _) => k.eq_ignore_ascii_case(ex),
-                            (Some(Selector::Regex(_)), Some(re)) => re.is_match(k.as_bytes()),
-                            _ => true,
-                        }
-                    })
-                })
-                .collect();
-            if v.count {
-                out.push((format!("&{}", v.name), selected.len().to_string().into_bytes()));
-            } else {
-                for (k, val) in selected {
-                    let name = if k.is_empty() { v.name.to_string() } else { format!("{}:{k}", v.name) };
-                    out.push((name, val));
-                }
-            }
-        }
-        out
-    }
-
-    /// `capture` and `setvar` of a matching rule.
-    fn side_effects(&mut self, r: &Compiled, _name: &str, value: &[u8]) {
-        let _ = value;
-        for a in r.actions.iter().filter(|a| a.name == "setvar") {
-            if let Some(spec) = &a.value {
-                self.setvar(spec);
-            }
+    /// The `setvar`s of a matching rule.
+    fn side_effects(&mut self, r: &Compiled) {
+        for spec in &r.setvars {
+            self.setvar(spec);
         }
     }
 
@@ -390,6 +721,9 @@ impl Transaction<'_> {
             None => (false, target),
         };
         let Some(key) = target.to_ascii_lowercase().strip_prefix("tx.").map(str::to_string) else { return };
+        if self.pinned.contains(&key) {
+            return;
+        }
         if remove {
             self.tx.remove(&key);
             return;
@@ -407,46 +741,56 @@ impl Transaction<'_> {
     }
 
     /// The actions of a fully matched rule (or chain): logging, ctl,
-    /// disruptive decision. Returns a `skipAfter` marker.
-    fn act(&mut self, r: &Compiled, variable: &str) -> Option<String> {
-        let get = |n: &str| r.actions.iter().rev().find(|a| a.name == n).and_then(|a| a.value.clone());
-        if let Some(id) = r.id {
-            let logs = !r.actions.iter().any(|a| a.name == "nolog");
-            if logs {
-                self.matches.push(Match {
-                    id,
-                    msg: get("msg").map(|m| self.expand(&m)).unwrap_or_default(),
-                    data: get("logdata").map(|m| self.expand(&m)).unwrap_or_default(),
-                    variable: variable.to_string(),
-                });
-            }
+    /// disruptive decision.
+    fn act(&mut self, r: &'e Compiled, phase: u8, variable: &str) {
+        for c in r.ctls.iter().chain(r.chained.iter().flat_map(|c| chain_ctls(c))) {
+            self.ctl(c);
         }
-        for a in r.actions.iter().filter(|a| a.name == "ctl") {
-            if let Some(ids) = a.value.as_deref().and_then(|v| v.strip_prefix("ruleRemoveById=")) {
-                for part in ids.split([' ', ',']).filter(|p| !p.is_empty()) {
-                    let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-                    if let (Ok(lo), Ok(hi)) = (lo.parse(), hi.parse()) {
-                        self.removed.push((lo, hi));
-                    }
-                }
-            }
+        let decided = match r.disruptive.as_ref().filter(|_| self.mode == EngineMode::On) {
+            Some(Disruptive::Deny(s)) => Some(Verdict::Deny(*s)),
+            Some(Disruptive::Drop) => Some(Verdict::Drop),
+            Some(Disruptive::Redirect(url)) => Some(Verdict::Redirect(self.expand(url))),
+            Some(Disruptive::Allow) => Some(Verdict::Allow),
+            Some(Disruptive::Pass) | None => None,
+        };
+        if let Some(id) = r.meta.id {
+            let expand = |t: &Option<String>| t.as_deref().map(|m| self.expand(m)).unwrap_or_default();
+            let m = Match {
+                rule: &r.meta,
+                id,
+                phase,
+                msg: expand(&r.meta.msg),
+                data: expand(&r.meta.logdata),
+                variable: variable.to_string(),
+                log: r.log,
+                disruptive: matches!(decided, Some(Verdict::Deny(_) | Verdict::Drop | Verdict::Redirect(_))),
+            };
+            self.matches.push(m);
         }
-        // The last disruptive action written wins (the rule's over defaults).
-        let disruptive = r
-            .actions
-            .iter()
-            .rev()
-            .find(|a| matches!(a.name, "deny" | "block" | "drop" | "pass" | "allow" | "redirect"));
-        match disruptive.map(|a| a.name).filter(|_| !self.engine.detection_only) {
-            Some("deny" | "drop") => {
-                let status = get("status").and_then(|s| s.parse().ok()).unwrap_or(403);
-                self.verdict = Verdict::Deny(status);
-            }
-            Some("allow") => self.verdict = Verdict::Allow,
-            _ => {}
+        if let Some(v) = decided {
+            self.verdict = v;
         }
-        get("skipAfter")
     }
+
+    fn ctl(&mut self, c: &Ctl) {
+        match c {
+            Ctl::RuleEngine(m) => self.mode = *m,
+            Ctl::RemoveById(r) => self.removed.extend(r.iter().copied()),
+            Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
+            Ctl::RemoveByMsg(m) => self.removed_msgs.push(m.clone()),
+            Ctl::RemoveTarget(sel, t) => self.removed_targets.push((sel.clone(), t.clone())),
+            Ctl::BodyProcessor(p) => self.body_processor = Some(p.clone()),
+            Ctl::ForceBodyVariable(on) => self.force_body_variable = *on,
+            Ctl::BodyAccess(on) => self.body_access = *on,
+            Ctl::Ignored => {}
+        }
+    }
+}
+
+/// The `ctl`s written on the chained rules of a chain (they apply once the
+/// whole chain matched).
+fn chain_ctls(c: &Compiled) -> Box<dyn Iterator<Item = &Ctl> + '_> {
+    Box::new(c.ctls.iter().chain(c.chained.iter().flat_map(|n| chain_ctls(n))))
 }
 
 #[cfg(test)]
@@ -472,21 +816,38 @@ SecRule TX:SCORE "@ge %{tx.threshold}" "id:949110,phase:2,deny,status:403,msg:'I
         t.add("ARGS", "q", b"shoes");
         assert_eq!(t.run_phase(1), Verdict::Pass);
         assert_eq!(t.run_phase(2), Verdict::Pass);
-        assert!(t.matches().is_empty());
+        assert!(t.matches().iter().all(|m| !m.log), "only the nolog setup rule");
 
         let mut t = e.transaction();
         t.add("ARGS", "safe", b"<SCRIPT>");
         t.add("ARGS", "q", b"<Script>alert(1)");
         t.run_phase(1);
         assert_eq!(t.run_phase(2), Verdict::Deny(403));
-        let ids: Vec<u64> = t.matches().iter().map(|m| m.id).collect();
+        let logged: Vec<&Match<'_>> = t.matches().iter().filter(|m| m.log).collect();
+        let ids: Vec<u64> = logged.iter().map(|m| m.id).collect();
         assert_eq!(ids, vec![941100, 949110]);
-        assert_eq!(t.matches()[1].msg, "Inbound Anomaly Score Exceeded (Total Score: 5)");
-        assert_eq!(t.matches()[0].variable, "ARGS:q");
+        assert_eq!(logged[1].msg, "Inbound Anomaly Score Exceeded (Total Score: 5)");
+        assert!(logged[1].disruptive);
+        assert_eq!(logged[0].variable, "ARGS:q");
+
+        // The same attack in detection-only mode: matched, not refused.
+        let mut t = e.transaction();
+        t.set_mode(EngineMode::DetectionOnly);
+        t.add("ARGS", "q", b"<Script>alert(1)");
+        t.run_phase(1);
+        assert_eq!(t.run_phase(2), Verdict::Pass);
+        assert!(t.matches().iter().any(|m| m.id == 949110));
+
+        // A pinned threshold wins over the rule set's own.
+        let mut t = e.transaction();
+        t.pin_tx("threshold", "10");
+        t.add("ARGS", "q", b"<Script>alert(1)");
+        t.run_phase(1);
+        assert_eq!(t.run_phase(2), Verdict::Pass);
     }
 
     #[test]
-    fn chains_counts_skip_after_and_ctl() {
+    fn chains_counts_skips_and_ctl() {
         let e = engine(
             r#"SecRule &ARGS "@gt 2" "id:1,phase:1,deny,status:400"
 SecRule REQUEST_METHOD "@streq POST" "id:2,phase:1,pass,chain,msg:'post with x'"
@@ -515,5 +876,48 @@ SecRule REQUEST_METHOD "@rx ." "id:6,phase:1,deny,status:405"
         t.add("REQUEST_METHOD", "", b"DELETE");
         t.add("ARGS", "x", b"fine");
         assert_eq!(t.run_phase(1), Verdict::Deny(418));
+    }
+
+    #[test]
+    fn target_and_tag_removal_block_default_and_skip() {
+        let e = engine(
+            r#"SecDefaultAction "phase:2,log,deny,status:406"
+SecRule REQUEST_HEADERS:X-Off "@streq 1" "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=sqli;ARGS:password,ctl:ruleRemoveByTag=noisy"
+SecRule ARGS "@rx drop" "id:2,phase:2,block,tag:sqli"
+SecRule ARGS "@rx noisy" "id:3,phase:2,block,tag:noisy"
+SecRule ARGS "@rx skipme" "id:4,phase:2,pass,skip:1"
+SecRule ARGS "@rx ." "id:5,phase:2,deny,status:409"
+"#,
+        );
+        let run = |off: bool, args: &[(&str, &str)]| {
+            let mut t = e.transaction();
+            if off {
+                t.add("REQUEST_HEADERS", "X-Off", b"1");
+            }
+            for (k, v) in args {
+                t.add("ARGS", k, v.as_bytes());
+            }
+            t.run_phase(1);
+            t.run_phase(2)
+        };
+        assert_eq!(run(false, &[("password", "drop")]), Verdict::Deny(406), "block takes the default's deny");
+        assert_eq!(run(true, &[("password", "drop")]), Verdict::Deny(409), "password no longer seen by 2");
+        assert_eq!(run(true, &[("user", "drop")]), Verdict::Deny(406));
+        assert_eq!(run(true, &[("a", "noisy")]), Verdict::Deny(409), "rule 3 removed by tag");
+        assert_eq!(run(false, &[("a", "skipme")]), Verdict::Pass, "skip:1 jumps over rule 5");
+
+        let mut t = e.transaction();
+        t.remove_target(2, 2, "ARGS:password").unwrap();
+        t.remove_rules(5, 5);
+        t.add("ARGS", "password", b"drop");
+        t.run_phase(1);
+        assert_eq!(t.run_phase(2), Verdict::Pass);
+    }
+
+    #[test]
+    fn unsupported_ctl_is_a_compile_error() {
+        let set = load_str(r#"SecAction "id:1,phase:1,pass,ctl:frobnicate=On""#, "t.conf").unwrap();
+        let e = Engine::new(&set).err().unwrap();
+        assert!(e.to_string().contains("ctl:frobnicate"), "{e}");
     }
 }

@@ -1,8 +1,9 @@
-//! A request's variables, as the rules see them: method, URI and its parts,
-//! query and URL-encoded body arguments (decoded), headers, cookies, body.
-//! Multipart, JSON and XML body processors come next.
+//! A request's and a response's variables, as the rules see them: method,
+//! URI and its parts, query arguments (decoded), headers, cookies; the body
+//! through the URL-encoded, multipart, JSON or XML processor; the response
+//! status, headers and body.
 
-use crate::engine::Transaction;
+use crate::engine::{Transaction, Verdict};
 use crate::transforms;
 
 /// What the engine needs of a request.
@@ -23,8 +24,20 @@ pub struct RequestData<'a> {
     pub unique_id: &'a str,
 }
 
-/// Fills `t` with the request's variables (phase 1 and 2 data).
-pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
+/// Fills `t` with the request's variables (phase 1 and 2 data) and runs
+/// phases 1 and 2: the body is read into variables after phase 1, as
+/// ModSecurity does, so phase 1 rules can choose its processor.
+pub fn inspect(t: &mut Transaction<'_>, r: &RequestData<'_>) -> Verdict {
+    load_head(t, r);
+    if t.run_phase(1) != Verdict::Pass {
+        return t.verdict().clone();
+    }
+    load_body(t, r.headers, r.body);
+    t.run_phase(2)
+}
+
+/// The variables of the request line and headers (phase 1).
+pub fn load_head(t: &mut Transaction<'_>, r: &RequestData<'_>) {
     t.add("REQUEST_METHOD", "", r.method.as_bytes());
     t.add("REQUEST_PROTOCOL", "", r.protocol.as_bytes());
     t.add("REQUEST_LINE", "", format!("{} {} {}", r.method, r.uri, r.protocol).as_bytes());
@@ -41,8 +54,6 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
         combined += k.len() + v.len();
         add_arg(t, "ARGS_GET", "ARGS_GET_NAMES", &k, &v);
     }
-    let mut content_type = String::new();
-    let mut content_type_raw = String::new();
     for (name, value) in r.headers {
         t.add("REQUEST_HEADERS", name, value);
         t.add("REQUEST_HEADERS_NAMES", name, name.as_bytes());
@@ -61,29 +72,60 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
                 t.add("REQUEST_COOKIES_NAMES", &k, k.as_bytes());
             }
         }
-        if name.eq_ignore_ascii_case("content-type") {
-            content_type_raw = String::from_utf8_lossy(value).into_owned();
-            content_type = content_type_raw.to_ascii_lowercase();
-        }
     }
-    t.add("REQUEST_BODY_LENGTH", "", r.body.len().to_string().as_bytes());
+    let content_type = content_type(r.headers).to_ascii_lowercase();
+    // As ModSecurity: the processor is known from the headers, in phase 1.
+    let processor: &[u8] = if content_type.starts_with("application/x-www-form-urlencoded") {
+        b"URLENCODED"
+    } else if content_type.starts_with("multipart/form-data") {
+        b"MULTIPART"
+    } else if is_json(&content_type) {
+        b"JSON"
+    } else if is_xml(&content_type) {
+        b"XML"
+    } else {
+        b""
+    };
+    if !processor.is_empty() {
+        t.add("REQBODY_PROCESSOR", "", processor);
+    }
+    t.set("ARGS_COMBINED_SIZE", combined.to_string().as_bytes());
+}
+
+fn content_type(headers: &[(String, Vec<u8>)]) -> String {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+/// The variables of the request body (phase 2), parsed by the processor
+/// the headers or a phase 1 rule chose.
+pub fn load_body(t: &mut Transaction<'_>, headers: &[(String, Vec<u8>)], body: &[u8]) {
+    t.set("REQUEST_BODY_LENGTH", body.len().to_string().as_bytes());
+    let mut combined = t.get("ARGS_COMBINED_SIZE").map_or(0, |v| crate::operators::numeric_value(v) as usize);
     let mut error = None;
-    if !r.body.is_empty() {
+    let processor = match t.body_processor() {
+        Some(p) => p.to_string(),
+        None => String::from_utf8_lossy(t.get("REQBODY_PROCESSOR").unwrap_or(b"")).into_owned(),
+    };
+    if !body.is_empty() && t.body_access() {
         // An XML body is inspected through XML:/* and XML://@* only: its raw
         // text would expose element names, which are markup, not data (CRS
         // 944120's XML tests expect no match on them).
-        if !is_xml(&content_type) {
-            t.add("REQUEST_BODY", "", r.body);
+        if processor != "XML" || t.force_body_variable() {
+            t.add("REQUEST_BODY", "", body);
         }
-        if content_type.starts_with("application/x-www-form-urlencoded") {
-            t.add("REQBODY_PROCESSOR", "", b"URLENCODED");
-            for (k, v) in form_pairs(r.body) {
-                combined += k.len() + v.len();
-                add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
+        t.set("REQBODY_PROCESSOR", processor.as_bytes());
+        match processor.as_str() {
+            "URLENCODED" => {
+                for (k, v) in form_pairs(body) {
+                    combined += k.len() + v.len();
+                    add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
+                }
             }
-        } else if is_json(&content_type) {
-            t.add("REQBODY_PROCESSOR", "", b"JSON");
-            match crate::body::json::parse(r.body) {
+            "JSON" => match crate::body::json::parse(body) {
                 Ok(args) => {
                     for (k, v) in args {
                         combined += k.len() + v.len();
@@ -91,49 +133,18 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
                     }
                 }
                 Err(e) => error = Some(e),
-            }
-        } else if content_type.starts_with("multipart/form-data") {
-            t.add("REQBODY_PROCESSOR", "", b"MULTIPART");
-            // The boundary keeps its case.
-            match crate::body::multipart::boundary(&content_type_raw)
-                .ok_or_else(|| "multipart: no boundary in the content type".to_string())
-                .and_then(|b| crate::body::multipart::parse(r.body, &b))
-            {
-                Ok(m) => {
-                    let mut files_size = 0usize;
-                    for p in &m.parts {
-                        for h in &p.headers {
-                            t.add("MULTIPART_PART_HEADERS", &p.name, h);
-                        }
-                        match &p.filename {
-                            Some(f) => {
-                                t.add("FILES", &p.name, f.as_bytes());
-                                t.add("FILES_NAMES", &p.name, p.name.as_bytes());
-                                t.add("FILES_SIZES", &p.name, p.body.len().to_string().as_bytes());
-                                t.add("MULTIPART_FILENAME", &p.name, f.as_bytes());
-                                files_size += p.body.len();
-                            }
-                            None => {
-                                combined += p.name.len() + p.body.len();
-                                add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &p.name, &p.body);
-                            }
-                        }
-                        t.add("MULTIPART_NAME", &p.name, p.name.as_bytes());
-                    }
-                    t.add("FILES_COMBINED_SIZE", "", files_size.to_string().as_bytes());
-                    let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
-                    t.add("MULTIPART_STRICT_ERROR", "", flag(m.strict_error()));
-                    t.add("MULTIPART_UNMATCHED_BOUNDARY", "", flag(m.unmatched_boundary));
-                    t.add("MULTIPART_DATA_BEFORE", "", flag(m.data_before));
-                    t.add("MULTIPART_DATA_AFTER", "", flag(m.data_after));
-                    t.add("MULTIPART_LF_LINE", "", flag(m.lf_line));
-                    t.add("MULTIPART_INVALID_PART", "", flag(m.invalid_part));
+            },
+            "MULTIPART" => {
+                // The boundary keeps its case.
+                match crate::body::multipart::boundary(&content_type(headers))
+                    .ok_or_else(|| "multipart: no boundary in the content type".to_string())
+                    .and_then(|b| crate::body::multipart::parse(body, &b))
+                {
+                    Ok(m) => combined += load_multipart(t, &m),
+                    Err(e) => error = Some(e),
                 }
-                Err(e) => error = Some(e),
             }
-        } else if is_xml(&content_type) {
-            t.add("REQBODY_PROCESSOR", "", b"XML");
-            match crate::body::xml::parse(r.body) {
+            "XML" => match crate::body::xml::parse(body) {
                 Ok(x) => {
                     let all: Vec<u8> = x.texts.concat();
                     t.add("XML", "/*", &all);
@@ -142,17 +153,85 @@ pub fn load(t: &mut Transaction<'_>, r: &RequestData<'_>) {
                     }
                 }
                 Err(e) => error = Some(e),
-            }
+            },
+            _ => {}
         }
     }
     match error {
         Some(e) => {
-            t.add("REQBODY_ERROR", "", b"1");
-            t.add("REQBODY_ERROR_MSG", "", e.as_bytes());
+            t.set("REQBODY_ERROR", b"1");
+            t.set("REQBODY_ERROR_MSG", e.as_bytes());
         }
-        None => t.add("REQBODY_ERROR", "", b"0"),
+        None => t.set("REQBODY_ERROR", b"0"),
     }
-    t.add("ARGS_COMBINED_SIZE", "", combined.to_string().as_bytes());
+    t.set("ARGS_COMBINED_SIZE", combined.to_string().as_bytes());
+}
+
+/// Multipart parts into FILES*, MULTIPART_* and ARGS_POST; returns the
+/// bytes of names and values added to the arguments.
+fn load_multipart(t: &mut Transaction<'_>, m: &crate::body::multipart::Multipart) -> usize {
+    let mut combined = 0;
+    let mut files_size = 0usize;
+    for p in &m.parts {
+        for h in &p.headers {
+            t.add("MULTIPART_PART_HEADERS", &p.name, h);
+        }
+        match &p.filename {
+            Some(f) => {
+                t.add("FILES", &p.name, f.as_bytes());
+                t.add("FILES_NAMES", &p.name, p.name.as_bytes());
+                t.add("FILES_SIZES", &p.name, p.body.len().to_string().as_bytes());
+                t.add("MULTIPART_FILENAME", &p.name, f.as_bytes());
+                files_size += p.body.len();
+            }
+            None => {
+                combined += p.name.len() + p.body.len();
+                add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &p.name, &p.body);
+            }
+        }
+        t.add("MULTIPART_NAME", &p.name, p.name.as_bytes());
+    }
+    t.add("FILES_COMBINED_SIZE", "", files_size.to_string().as_bytes());
+    let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+    t.add("MULTIPART_STRICT_ERROR", "", flag(m.strict_error()));
+    t.add("MULTIPART_UNMATCHED_BOUNDARY", "", flag(m.unmatched_boundary));
+    t.add("MULTIPART_DATA_BEFORE", "", flag(m.data_before));
+    t.add("MULTIPART_DATA_AFTER", "", flag(m.data_after));
+    t.add("MULTIPART_LF_LINE", "", flag(m.lf_line));
+    t.add("MULTIPART_INVALID_PART", "", flag(m.invalid_part));
+    combined
+}
+
+/// What the engine needs of a response.
+pub struct ResponseData<'a> {
+    /// `200`.
+    pub status: u16,
+    /// `HTTP/1.1`.
+    pub protocol: &'a str,
+    /// Headers in order.
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+/// The variables of the response status line and headers (phase 3).
+pub fn load_response_head(t: &mut Transaction<'_>, r: &ResponseData<'_>) {
+    t.set("RESPONSE_STATUS", r.status.to_string().as_bytes());
+    t.set("RESPONSE_PROTOCOL", r.protocol.as_bytes());
+    t.set("STATUS_LINE", format!("{} {}", r.protocol, r.status).as_bytes());
+    for (name, value) in r.headers {
+        t.add("RESPONSE_HEADERS", name, value);
+        t.add("RESPONSE_HEADERS_NAMES", name, name.as_bytes());
+        if name.eq_ignore_ascii_case("content-type") {
+            t.set("RESPONSE_CONTENT_TYPE", value);
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            t.set("RESPONSE_CONTENT_LENGTH", value);
+        }
+    }
+}
+
+/// The response body (phase 4), or the part of it that was inspected.
+pub fn load_response_body(t: &mut Transaction<'_>, body: &[u8]) {
+    t.set("RESPONSE_BODY", body);
 }
 
 fn is_json(ct: &str) -> bool {

@@ -257,20 +257,34 @@ fn id_ranges(d: &Directive, args: &[String]) -> Result<Vec<(u64, u64)>, String> 
 
 fn sec_rule_remove_by_id(set: &mut RuleSet, d: &Directive) -> Result<(), String> {
     let ranges = id_ranges(d, &d.args)?;
-    set.rules.retain(|r| !r.id().is_some_and(|id| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id))));
+    remove_rules(set, |r| r.id().is_some_and(|id| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id))));
     Ok(())
 }
 
 fn sec_rule_remove_by_tag(set: &mut RuleSet, d: &Directive) -> Result<(), String> {
     let [tag] = args::<1>(d)?;
-    set.rules.retain(|r| !r.actions_named("tag").any(|t| t == tag));
+    remove_rules(set, |r| r.actions_named("tag").any(|t| t == tag));
     Ok(())
 }
 
 fn sec_rule_remove_by_msg(set: &mut RuleSet, d: &Directive) -> Result<(), String> {
     let [msg] = args::<1>(d)?;
-    set.rules.retain(|r| r.action("msg") != Some(msg));
+    remove_rules(set, |r| r.action("msg") == Some(msg));
     Ok(())
+}
+
+/// Removes the rules `gone` selects, keeping every marker before the same
+/// rule it stood before (markers count the rules ahead of them).
+fn remove_rules(set: &mut RuleSet, gone: impl Fn(&Rule) -> bool) {
+    let removed: Vec<bool> = set.rules.iter().map(&gone).collect();
+    for (_, at) in &mut set.markers {
+        *at -= removed[..*at].iter().filter(|r| **r).count();
+    }
+    let mut i = 0;
+    set.rules.retain(|_| {
+        i += 1;
+        !removed[i - 1]
+    });
 }
 
 fn update_targets(rules: &mut [Rule], targets: &str, which: impl Fn(&Rule) -> bool) -> Result<usize, String> {
@@ -408,5 +422,17 @@ mod tests {
             load_str("SecRule ARGS \"@rx a\" \"id:5\"\nSecRule ARGS \"@rx a\" \"id:7\"\nSecRuleRemoveById 1-6\n", "x")
                 .unwrap();
         assert_eq!(set.rules.len(), 1);
+    }
+
+    #[test]
+    fn removals_keep_markers_before_the_same_rule() {
+        let set = load_str(
+            "SecRule ARGS \"@rx a\" \"id:1\"\nSecRule ARGS \"@rx a\" \"id:2\"\nSecMarker M\n\
+             SecRule ARGS \"@rx a\" \"id:3\"\nSecRuleRemoveById 1\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(set.markers, vec![("M".to_string(), 1)]);
+        assert_eq!(set.rules[set.markers[0].1].id(), Some(3));
     }
 }
