@@ -50,6 +50,108 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The audit log.
     pub audit: Audit,
+    /// The web application firewall (SecLang rules, such as the OWASP CRS).
+    pub waf: Waf,
+}
+
+/// What the WAF does with a request its rules flag.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WafMode {
+    /// Rules do not run.
+    Off,
+    /// Rules run and log; nothing is refused.
+    Detection,
+    /// Rules run, log and refuse.
+    #[default]
+    Blocking,
+}
+
+/// The web application firewall.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Waf {
+    /// A Core Rule Set checkout or release (the directory holding `rules/`,
+    /// or `rules/` itself). Unset: Debian's `/usr/share/modsecurity-crs`
+    /// when installed, otherwise Rampart's built-in baseline rules.
+    pub crs_dir: Option<PathBuf>,
+    /// More SecLang files, loaded after the rule set (exclusions, your own
+    /// rules).
+    pub rules: Vec<PathBuf>,
+    /// Default mode for every route.
+    pub mode: WafMode,
+    /// CRS paranoia level, 1 (few false positives) to 4.
+    pub paranoia_level: u8,
+    /// CRS inbound anomaly score at which a request is refused.
+    pub inbound_threshold: u32,
+    /// CRS outbound anomaly score at which a response is refused.
+    pub outbound_threshold: u32,
+    /// Response bodies of these MIME types are inspected.
+    pub response_mime_types: Vec<String>,
+    /// At most this many bytes of a response body are inspected.
+    pub response_body_limit: u64,
+    /// The ModSecurity-style text log of matched rules; relative to
+    /// `data_dir`. Empty: no file.
+    pub log_file: PathBuf,
+    /// Rules or targets left out everywhere.
+    pub exclusions: Vec<WafExclusion>,
+    /// Score added to a client's ban score when the WAF refuses it.
+    pub ban_score: u32,
+}
+
+impl Default for Waf {
+    fn default() -> Self {
+        Self {
+            crs_dir: None,
+            rules: Vec::new(),
+            mode: WafMode::Blocking,
+            paranoia_level: 1,
+            inbound_threshold: 5,
+            outbound_threshold: 4,
+            response_mime_types: ["text/plain", "text/html", "text/xml", "application/json"].map(String::from).to_vec(),
+            response_body_limit: 512 * 1024,
+            log_file: PathBuf::from("waf.log"),
+            exclusions: Vec::new(),
+            ban_score: 5,
+        }
+    }
+}
+
+/// A rule exclusion: the rules with ids `rule` (`942100` or
+/// `942100-942199`), entirely or for one `target` (`ARGS:password`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WafExclusion {
+    /// Rule id or id range.
+    pub rule: String,
+    /// A variable (`ARGS:password`, `REQUEST_COOKIES`); unset: the whole rule.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+impl WafExclusion {
+    /// The id range.
+    pub fn ids(&self) -> Option<(u64, u64)> {
+        let (lo, hi) = self.rule.split_once('-').unwrap_or((&self.rule, &self.rule));
+        let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+        (lo <= hi).then_some((lo, hi))
+    }
+}
+
+/// A route's own WAF settings; unset keys take the `[waf]` values.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteWaf {
+    /// Off, detection or blocking.
+    pub mode: Option<WafMode>,
+    /// Paranoia level, 1 to 4.
+    pub paranoia_level: Option<u8>,
+    /// Inbound anomaly threshold.
+    pub inbound_threshold: Option<u32>,
+    /// Outbound anomaly threshold.
+    pub outbound_threshold: Option<u32>,
+    /// Exclusions for this route, added to the global ones.
+    pub exclusions: Vec<WafExclusion>,
 }
 
 /// The audit log (docs/audit-log-format.md).
@@ -552,6 +654,10 @@ pub struct Route {
     /// Security headers added to responses.
     #[serde(default)]
     pub headers: SecurityHeaders,
+    /// WAF settings for this route (mode, paranoia level, thresholds,
+    /// exclusions).
+    #[serde(default)]
+    pub waf: RouteWaf,
 }
 
 fn default_prefix() -> String {
@@ -662,6 +768,58 @@ impl Config {
     /// Checks what the types alone cannot: addresses, references between
     /// sections, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_waf()?;
+        self.validate_rest()
+    }
+
+    fn validate_waf(&self) -> Result<(), ConfigError> {
+        let w = &self.waf;
+        let levels = std::iter::once(("waf.paranoia_level".to_string(), w.paranoia_level)).chain(
+            self.routes.iter().enumerate().filter_map(|(i, r)| {
+                r.waf.paranoia_level.map(|p| (format!("routes[{i}].waf.paranoia_level"), p))
+            }),
+        );
+        for (key, level) in levels {
+            if !(1..=4).contains(&level) {
+                return Err(invalid(&key, &level.to_string(), "a paranoia level from 1 to 4"));
+            }
+        }
+        let thresholds = [("waf.inbound_threshold".to_string(), w.inbound_threshold), ("waf.outbound_threshold".to_string(), w.outbound_threshold)]
+            .into_iter()
+            .chain(self.routes.iter().enumerate().flat_map(|(i, r)| {
+                [
+                    r.waf.inbound_threshold.map(|t| (format!("routes[{i}].waf.inbound_threshold"), t)),
+                    r.waf.outbound_threshold.map(|t| (format!("routes[{i}].waf.outbound_threshold"), t)),
+                ]
+                .into_iter()
+                .flatten()
+            }));
+        for (key, t) in thresholds {
+            if t == 0 {
+                return Err(invalid(&key, "0", "an anomaly score of at least 1"));
+            }
+        }
+        let exclusions = w.exclusions.iter().enumerate().map(|(j, e)| (format!("waf.exclusions[{j}]"), e)).chain(
+            self.routes.iter().enumerate().flat_map(|(i, r)| {
+                r.waf.exclusions.iter().enumerate().map(move |(j, e)| (format!("routes[{i}].waf.exclusions[{j}]"), e))
+            }),
+        );
+        for (key, e) in exclusions {
+            if e.ids().is_none() {
+                return Err(invalid(&format!("{key}.rule"), &e.rule, "a rule id or an id range such as \"942100-942199\""));
+            }
+            if let Some(t) = &e.target {
+                let ok = !t.is_empty()
+                    && t.split_once(':').map_or(t.as_str(), |(n, _)| n).bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    return Err(invalid(&format!("{key}.target"), t, "a variable such as \"ARGS:password\" or \"REQUEST_COOKIES\""));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_rest(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("listen.http", &self.listen.http),
             ("listen.https", &self.listen.https),
@@ -883,6 +1041,7 @@ impl Route {
             rate_limits: Vec::new(),
             csrf: false,
             headers: SecurityHeaders::default(),
+            waf: RouteWaf::default(),
         }
     }
 }

@@ -167,6 +167,29 @@ pub async fn collect(
     Ok((buf.freeze(), held))
 }
 
+/// Reads an upstream response body until it ends or more than `limit`
+/// bytes arrived: the bytes read, and the rest of the body when it did not
+/// end. Each frame must arrive within `stall`.
+pub async fn read_prefix(mut body: Incoming, limit: usize, stall: Duration) -> Result<(Bytes, Option<Incoming>), String> {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        if buf.len() > limit {
+            return Ok((buf.freeze(), Some(body)));
+        }
+        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+        match tokio::time::timeout(stall, next).await {
+            Err(_) => return Err("the upstream's response body stalled".into()),
+            Ok(None) => return Ok((buf.freeze(), None)),
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
 /// Bytes of request bodies buffered at once, all requests together.
 #[derive(Clone)]
 pub struct Budget {
@@ -212,6 +235,8 @@ pub enum ResponseBody {
     Upstream(Incoming),
     /// A body the gateway wrote (errors, redirects, admin pages).
     Full(Option<Bytes>),
+    /// The part of the upstream's body the WAF read, then the rest.
+    Prefixed(Option<Bytes>, Incoming),
 }
 
 impl ResponseBody {
@@ -234,6 +259,10 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Prefixed(head, rest) => match head.take() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
         }
     }
 
@@ -241,6 +270,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Upstream(b) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_none(),
+            ResponseBody::Prefixed(head, rest) => head.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -248,6 +278,16 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Upstream(b) => b.size_hint(),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ResponseBody::Prefixed(head, rest) => {
+                let n = head.as_ref().map_or(0, |b| b.len() as u64);
+                let r = rest.size_hint();
+                let mut h = SizeHint::new();
+                h.set_lower(r.lower() + n);
+                if let Some(u) = r.upper() {
+                    h.set_upper(u + n);
+                }
+                h
+            }
         }
     }
 }

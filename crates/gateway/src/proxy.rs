@@ -16,10 +16,14 @@ use rampart_core::event::rfc3339;
 use rampart_core::{Event, Outcome};
 
 use crate::access_log::Entry;
-use crate::body::{collect, BodyError, ProxyBody, ResponseBody};
+use crate::body::{collect, read_prefix, BodyError, ProxyBody, ResponseBody};
 use crate::reject::{Offense, Reason};
 use crate::runtime::{Route, Runtime};
+use crate::stage::waf as waf_stage;
 use crate::stage::{csrf, ip_policy, rate_limit::Subject};
+use rampart_core::config::WafMode;
+use rampart_waf::engine::{Transaction, Verdict};
+use rampart_waf::request::{self, RequestData, ResponseData};
 use crate::Shared;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -127,24 +131,42 @@ impl Handler {
             }
         };
 
+        // The WAF's phase 1 sees the head before any of the body is read.
+        let engine = rt.waf.engine.as_deref().filter(|_| route.waf.mode != WafMode::Off);
+        let mut waf = engine.map(|e| route.waf.begin(e));
+        let waf_headers = if waf.is_some() { waf_stage::headers_of(&parts.headers) } else { Vec::new() };
+        let uri_text = if waf.is_some() { waf_uri(&parts.uri) } else { String::new() };
+        let client_text = if waf.is_some() { client.to_string() } else { String::new() };
+        let request = RequestData {
+            method: parts.method.as_str(),
+            uri: &uri_text,
+            protocol: version_text(parts.version),
+            headers: &waf_headers,
+            body: b"",
+            remote_addr: &client_text,
+            unique_id: request_id,
+        };
+        if let Some(tx) = &mut waf {
+            request::load_head(tx, &request);
+            if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
+                return Ok(resp);
+            }
+        }
+
         // Body: refuse oversized announced bodies before anything is sent;
         // buffer bodies of unannounced size so that an oversized one never
-        // starts to reach the upstream.
+        // starts to reach the upstream, and every body the WAF reads.
         let stall = rt.limits.body_read_timeout.get();
         // Keeps a buffered body's bytes counted until the exchange is over.
         let mut _held = None;
         let announced = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let body = if let Some(n) = announced {
-            if n > route.max_body {
-                return Ok(self.refuse(&rt, &facts, Reason::BodyTooLarge, &route.name, None).await);
-            }
-            if n == 0 {
-                ProxyBody::Empty
-            } else {
-                ProxyBody::stream(body, route.max_body, stall)
-            }
-        } else if http_body::Body::is_end_stream(&body) {
+        if announced.is_some_and(|n| n > route.max_body) {
+            return Ok(self.refuse(&rt, &facts, Reason::BodyTooLarge, &route.name, None).await);
+        }
+        let body = if announced == Some(0) || http_body::Body::is_end_stream(&body) {
             ProxyBody::Empty
+        } else if announced.is_some() && waf.is_none() {
+            ProxyBody::stream(body, route.max_body, stall)
         } else {
             match collect(body, route.max_body, stall, &self.shared.body_budget).await {
                 Ok((bytes, held)) => {
@@ -157,10 +179,27 @@ impl Handler {
                 }
             }
         };
+        if let Some(tx) = &mut waf {
+            let bytes = match &body {
+                ProxyBody::Full(Some(b)) => b.clone(),
+                _ => Bytes::new(),
+            };
+            request::load_body(tx, &waf_headers, &bytes);
+            if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
+                return Ok(resp);
+            }
+        }
 
         self.prepare_upstream_request(&mut parts, client, trusted_peer, forwarded_for.as_deref(), host, request_id);
         match self.forward(route, parts, body).await {
-            Ok((mut resp, backend)) => {
+            Ok((resp, backend)) => {
+                let mut resp = match &mut waf {
+                    Some(tx) => match self.waf_response(&rt, &facts, tx, route, resp).await {
+                        Ok(r) => r,
+                        Err(refused) => return Ok(refused),
+                    },
+                    None => resp.map(ResponseBody::Upstream),
+                };
                 strip_hop_by_hop(resp.headers_mut());
                 route.headers.apply(resp.headers_mut(), https);
                 if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -171,10 +210,149 @@ impl Handler {
                     let points = rt.bans.config.client_error_score;
                     self.score(&rt, client, points, "client error from upstream").await;
                 }
+                if let Some(tx) = &mut waf {
+                    self.waf_log(&facts, tx, status);
+                }
                 self.finish(&facts, status, Outcome2 { route: &route.name, upstream: &backend, reason: "" });
-                Ok(resp.map(ResponseBody::Upstream))
+                Ok(resp)
             }
-            Err(reason) => Ok(self.refuse(&rt, &facts, reason, &route.name, None).await),
+            Err(reason) => {
+                if let Some(tx) = &mut waf {
+                    self.waf_log(&facts, tx, reason.status());
+                }
+                Ok(self.refuse(&rt, &facts, reason, &route.name, None).await)
+            }
+        }
+    }
+
+    /// Phase 3 on the response head, phase 4 on its body (when its type is
+    /// inspected): the response to send, or the refusal.
+    async fn waf_response(
+        &self,
+        rt: &Arc<Runtime>,
+        facts: &Facts,
+        tx: &mut Transaction<'_>,
+        route: &Route,
+        resp: Response<Incoming>,
+    ) -> Result<Response<ResponseBody>, Response<ResponseBody>> {
+        let headers = waf_stage::headers_of(resp.headers());
+        request::load_response_head(
+            tx,
+            &ResponseData { status: resp.status().as_u16(), protocol: version_text(resp.version()), headers: &headers },
+        );
+        tx.run_phase(3);
+        if let Some(r) = self.waf_verdict(rt, facts, tx, route, Reason::WafResponseBlocked).await {
+            return Err(r);
+        }
+        let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let engine_reads_body = tx.mode() != rampart_waf::seclang::EngineMode::Off;
+        if !engine_reads_body || !rt.waf.inspects_body_of(content_type) || !self.waf_has_phase(rt, 4) {
+            return Ok(resp.map(ResponseBody::Upstream));
+        }
+        let (head, body) = resp.into_parts();
+        let limit = rt.waf.response_body_limit;
+        let (bytes, rest) = match read_prefix(body, limit, rt.limits.body_read_timeout.get()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "upstream response body failed");
+                self.waf_log(facts, tx, 502);
+                return Err(self.refuse(rt, facts, Reason::UpstreamUnavailable, &route.name, None).await);
+            }
+        };
+        request::load_response_body(tx, &bytes[..bytes.len().min(limit)]);
+        tx.run_phase(4);
+        if let Some(r) = self.waf_verdict(rt, facts, tx, route, Reason::WafResponseBlocked).await {
+            return Err(r);
+        }
+        let body = match rest {
+            Some(rest) => ResponseBody::Prefixed(Some(bytes), rest),
+            None => ResponseBody::Full(Some(bytes)),
+        };
+        Ok(Response::from_parts(head, body))
+    }
+
+    fn waf_has_phase(&self, rt: &Runtime, phase: u8) -> bool {
+        rt.waf.engine.as_ref().is_some_and(|e| e.has_phase(phase))
+    }
+
+    /// Runs the phase the transaction is ready for (1, 2, or after 3 and 4
+    /// have run, nothing) and turns a refusing verdict into the response.
+    async fn waf_verdict(
+        &self,
+        rt: &Arc<Runtime>,
+        facts: &Facts,
+        tx: &mut Transaction<'_>,
+        route: &Route,
+        reason: Reason,
+    ) -> Option<Response<ResponseBody>> {
+        if reason == Reason::WafBlocked {
+            // Phase 1 before the body is loaded, phase 2 after.
+            let phase = if tx.get("REQUEST_BODY_LENGTH").is_some() { 2 } else { 1 };
+            tx.run_phase(phase);
+        }
+        let (status, extra) = match tx.verdict() {
+            Verdict::Pass | Verdict::Allow => return None,
+            Verdict::Deny(s) => (*s, None),
+            Verdict::Drop => (403, None),
+            Verdict::Redirect(url) => {
+                let mut h = HeaderMap::new();
+                h.insert(header::LOCATION, HeaderValue::from_str(url).ok()?);
+                (302, Some(h))
+            }
+        };
+        self.waf_log(facts, tx, status);
+        Some(self.refuse_with(rt, facts, reason, &route.name, extra, Some(status)).await)
+    }
+
+    /// Phase 5, then the log lines and events of every logged match.
+    fn waf_log(&self, facts: &Facts, tx: &mut Transaction<'_>, status: u16) {
+        tx.run_phase(5);
+        let logged: Vec<_> = tx.matches().iter().filter(|m| m.log).collect();
+        if logged.is_empty() {
+            return;
+        }
+        let masker = self.shared.audit.masker();
+        let ts = rfc3339(SystemTime::now());
+        let client = facts.client.to_string();
+        let path = masker.mask_str(facts.uri.path());
+        let context = rampart_waf::log::Context {
+            timestamp: &ts,
+            client: &client,
+            hostname: &facts.host,
+            uri: &path,
+            unique_id: &facts.request_id,
+        };
+        let rt = self.shared.runtime.load();
+        let mut lines = String::new();
+        for m in &logged {
+            if rt.waf.log.is_some() {
+                lines.push_str(&masker.mask_str(&rampart_waf::log::line(m, Some(status), &context)));
+                lines.push('\n');
+            }
+            let mut event = Event::new("intrusion_detection", "waf-match")
+                .outcome(if m.disruptive { Outcome::Failure } else { Outcome::Unknown })
+                .source_ip(facts.client)
+                .rule(m.id.to_string(), masker.mask_str(&m.msg))
+                .message(masker.mask_str(&m.data))
+                .label("waf.variable", m.variable.clone())
+                .label("waf.phase", m.phase.to_string());
+            if !m.rule.tags.is_empty() {
+                event = event.label("waf.tags", m.rule.tags.join(","));
+            }
+            if let Some(sev) = &m.rule.severity {
+                event = event.label("waf.severity", sev.clone());
+            }
+            if m.disruptive {
+                event = event.status(status);
+            }
+            event.host = Some(facts.host.clone());
+            event.path = Some(path.to_string());
+            event.method = Some(facts.method.to_string());
+            event.request_id = Some(facts.request_id.clone());
+            self.shared.event_gate.emit(&self.shared.audit, facts.client, event);
+        }
+        if let Some(log) = &rt.waf.log {
+            log.write(&lines);
         }
     }
 
@@ -402,14 +580,30 @@ impl Handler {
         route: &str,
         extra: Option<HeaderMap>,
     ) -> Response<ResponseBody> {
+        self.refuse_with(rt, facts, reason, route, extra, None).await
+    }
+
+    /// [`Handler::refuse`] with a status other than the reason's own (a
+    /// WAF rule's `status:`).
+    async fn refuse_with(
+        &self,
+        rt: &Arc<Runtime>,
+        facts: &Facts,
+        reason: Reason,
+        route: &str,
+        extra: Option<HeaderMap>,
+        status: Option<u16>,
+    ) -> Response<ResponseBody> {
         let (client, request_id) = (facts.client, facts.request_id.as_str());
         self.shared.metrics.rejection(reason);
-        let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
+        let status =
+            StatusCode::from_u16(status.unwrap_or(reason.status())).unwrap_or(StatusCode::FORBIDDEN);
         let c = &rt.bans.config;
         let points = match reason.offense() {
             Offense::Limit => c.limit_score,
             Offense::Probe => c.probe_score,
             Offense::Scanner => c.scanner_score,
+            Offense::Waf => rt.waf.ban_score,
             Offense::None => 0,
         };
         if reason != Reason::Banned {
@@ -540,6 +734,26 @@ fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
         }
     }
     out
+}
+
+/// The request target as the rules see it: origin form (`/p?q`), or the
+/// whole URI when the client sent an absolute one.
+fn waf_uri(uri: &Uri) -> String {
+    if uri.scheme().is_some() {
+        uri.to_string()
+    } else {
+        uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string())
+    }
+}
+
+fn version_text(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 /// The host the client asked for, without port.

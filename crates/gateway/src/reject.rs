@@ -12,6 +12,8 @@ pub enum Offense {
     Probe,
     /// A known scanner's user agent.
     Scanner,
+    /// Refused by the web application firewall.
+    Waf,
     /// Not held against the client (our own failure, or already banned).
     None,
 }
@@ -76,6 +78,10 @@ reasons! {
     Probe = "probe_path", 404, Probe;
     /// A known scanner's user agent.
     Scanner = "scanner_user_agent", 403, Scanner;
+    /// The web application firewall's rules refused the request.
+    WafBlocked = "waf_blocked", 403, Waf;
+    /// The web application firewall's rules refused the response.
+    WafResponseBlocked = "waf_response_blocked", 403, None;
     /// No route matches the host and path.
     NoRoute = "no_route", 404, None;
     /// Buffered request bodies already fill the gateway's budget.

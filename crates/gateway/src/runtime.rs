@@ -15,6 +15,7 @@ use crate::stage::ip_policy::IpPolicy;
 use crate::stage::probes::Probes;
 use crate::stage::rate_limit::Limit;
 use crate::stage::request_limits::RequestLimits;
+use crate::stage::waf::{RoutePolicy, Waf};
 use crate::upstream::Pool;
 
 /// How a route matches a host.
@@ -41,6 +42,8 @@ pub struct Route {
     pub csrf: bool,
     /// What to do to responses.
     pub headers: HeaderPlan,
+    /// WAF mode, paranoia level, thresholds and exclusions.
+    pub waf: RoutePolicy,
 }
 
 impl Route {
@@ -97,6 +100,8 @@ pub struct Runtime {
     pub watched: Vec<PathBuf>,
     /// Port of the HTTPS listener, for redirects.
     pub https_port: Option<u16>,
+    /// The WAF's compiled rules and log.
+    pub waf: Waf,
 }
 
 impl Runtime {
@@ -144,11 +149,14 @@ impl Runtime {
                 limits: r.rate_limits.iter().filter_map(|n| limits.get(n.as_str()).cloned()).collect(),
                 csrf: r.csrf,
                 headers: HeaderPlan::build(&r.headers, &format!("routes[{i}].headers"))?,
+                waf: RoutePolicy::build(&config, &r.waf),
             });
         }
         let ip_policy = IpPolicy::build(&config.ip_policy)?;
+        let waf = Waf::build(&config, previous.map(|p| &p.waf))?;
         let watched = config.ip_policy.allow_files.iter().chain(&config.ip_policy.deny_files).cloned().collect();
         Ok(Runtime {
+            waf,
             routes,
             pools,
             ip_policy,

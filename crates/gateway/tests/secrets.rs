@@ -38,7 +38,7 @@ async fn a_secret_sent_through_the_gateway_never_appears_in_any_file() {
         ("user-agent", &*format!("client/1.0 key={aws}")),
     ];
     // Served, rejected (CSRF), and over a limit: every logging path runs.
-    let ok = request(g.http(), "GET", &format!("/cards/{card}/owner/{email}?password={password}"), &headers, "").await;
+    let ok = request(g.http(), "GET", &format!("/cards/{card}/owner/{email}/profile?password={password}"), &headers, "").await;
     assert_eq!(ok.status, 200);
     let refused = request(
         g.http(),
@@ -49,6 +49,9 @@ async fn a_secret_sent_through_the_gateway_never_appears_in_any_file() {
     )
     .await;
     assert_eq!(refused.status, 403);
+    // Refused by the WAF, whose log quotes what matched.
+    let attack = format!("/cards/{card}/owner?password={password}&email={email}&q=1%27%20or%201=1--");
+    assert_eq!(request(g.http(), "GET", &attack, &headers, "").await.status, 403);
     let long = format!("/cards/{card}/{}", "x".repeat(9000));
     assert_eq!(request(g.http(), "GET", &long, &headers, "").await.status, 414);
     // The upstream did get what it was sent (the gateway forwards, it does
@@ -63,6 +66,8 @@ async fn a_secret_sent_through_the_gateway_never_appears_in_any_file() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let access = std::fs::read_to_string(g.dir.path().join("access.log")).unwrap();
     assert!(access.contains("************1111"), "{access}");
+    let waf = std::fs::read_to_string(g.dir.path().join("waf.log")).unwrap();
+    assert!(waf.contains("[id \"942100\"]"), "{waf}");
 
     let mut files = Vec::new();
     all_files(g.dir.path(), &mut files);

@@ -237,6 +237,11 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, Compile
                 std::path::Path::new(&*r.origin.file).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
             Some((operators::pm_from_files(&dir, &op.argument).map_err(err)?, op.negated))
         }
+        Some(op) if matches!(op.name, "ipMatchFromFile" | "ipMatchF") => {
+            let dir =
+                std::path::Path::new(&*r.origin.file).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            Some((operators::ip_match_from_file(&dir, &op.argument).map_err(err)?, op.negated))
+        }
         Some(op) => Some((operators::build(op.name, &op.argument).map_err(err)?, op.negated)),
         None => None,
     };

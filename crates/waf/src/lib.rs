@@ -1,11 +1,15 @@
 //! Rampart's web application firewall: a SecLang engine that runs the OWASP
 //! Core Rule Set (CRS) unmodified.
 //!
-//! This first part is the SecLang loader: [`seclang::load_file`] reads a
-//! rule set (with `Include` globs, line continuations and ModSecurity's
-//! quoting) into a [`seclang::RuleSet`] of parsed rules, naming file, line
-//! and the offending text on any error. Operators, transformations, actions
-//! and the request pipeline build on it.
+//! - [`seclang`] reads a rule set (with `Include` globs, line continuations
+//!   and ModSecurity's quoting), naming file, line and text on any error;
+//! - [`sources`] finds the rules: a configured CRS, Debian's, or the
+//!   built-in baseline;
+//! - [`engine`] compiles them once ([`operators`], [`transforms`]) and runs
+//!   a [`engine::Transaction`] per request;
+//! - [`request`] and [`body`] turn a request and a response into the
+//!   variables the rules read;
+//! - [`log`] writes matches as ModSecurity-style log lines.
 //!
 //! ```
 //! let rules = rampart_waf::seclang::load_str(
@@ -19,8 +23,10 @@
 
 pub mod body;
 pub mod engine;
+pub mod log;
 pub mod names;
 pub mod operators;
 pub mod request;
 pub mod seclang;
+pub mod sources;
 pub mod transforms;

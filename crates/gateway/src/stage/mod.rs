@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! listener ─▶ conn_limit ─▶ ip_policy (+ bans) ─▶ request_limits ─▶ route
-//!   ─▶ probes ─▶ rate_limit ─▶ csrf ─▶ body limit ─▶ upstream ─▶ headers
+//!   ─▶ probes ─▶ rate_limit ─▶ csrf ─▶ body limit ─▶ waf (phases 1, 2)
+//!   ─▶ upstream ─▶ waf (phases 3, 4, 5) ─▶ headers
 //! ```
 //!
 //! Each stage is one file: a runtime type built once from the validated
@@ -24,3 +25,4 @@ pub mod path;
 pub mod probes;
 pub mod rate_limit;
 pub mod request_limits;
+pub mod waf;

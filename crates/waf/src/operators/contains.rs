@@ -1,5 +1,6 @@
-//! `@contains` (the argument occurs in the input) and `@containsWord` (it
-//! occurs with no word character on either side).
+//! `@contains` (the argument occurs in the input), `@containsWord` (it
+//! occurs with no word character on either side) and `@strmatch` (the
+//! argument, taken literally without macros, occurs in the input).
 //!
 //! `SecRule ARGS "@containsWord select" "id:1"`
 
@@ -33,6 +34,23 @@ impl Operator for Contains {
     }
 }
 
+/// `@strmatch`: a literal substring (no macro expansion).
+pub fn strmatch(arg: &str) -> Result<Box<dyn Operator>, String> {
+    if arg.is_empty() {
+        return Err("@strmatch needs a string".into());
+    }
+    Ok(Box::new(Literal(arg.as_bytes().to_vec())))
+}
+
+#[derive(Debug)]
+struct Literal(Vec<u8>);
+
+impl Operator for Literal {
+    fn matches(&self, input: &[u8], _: Vars<'_>) -> bool {
+        self.0.len() <= input.len() && input.windows(self.0.len()).any(|w| w == self.0.as_slice())
+    }
+}
+
 /// `@contains`.
 pub fn contains(arg: &str) -> Result<Box<dyn Operator>, String> {
     Ok(Box::new(Contains { arg: arg.to_string(), word: false }))
@@ -45,6 +63,14 @@ pub fn contains_word(arg: &str) -> Result<Box<dyn Operator>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strmatch_is_literal() {
+        let op = super::strmatch("%{tx.x}").unwrap();
+        assert!(op.matches(b"a %{tx.x} b", &no_vars));
+        assert!(!op.matches(b"a b", &no_vars));
+        assert!(super::strmatch("").is_err());
+    }
+
     use super::super::no_vars;
 
     #[test]

@@ -1,11 +1,17 @@
 //! `@rx`: a regular expression match, compiled once when the rule loads.
 //!
 //! Rampart uses the `regex` crate, whose engines run in time linear in the
-//! input: no pattern can make a request take exponential time (ReDoS). The
-//! price is that look-around and back-references are not available; a
-//! pattern that needs them fails to build and is named at load (see the
-//! test that compiles every `@rx` of the Core Rule Set). Matching is on
-//! bytes, not UTF-8 text, as ModSecurity does.
+//! input: no pattern can make a request take exponential time (ReDoS).
+//! Matching is on bytes, not UTF-8 text, as ModSecurity does. Every CRS v4
+//! pattern builds this way (a test compiles all of them).
+//!
+//! Look-around and back-references are beyond a linear-time engine. A
+//! pattern that needs them (none in CRS v4; in Debian's CRS 3.3, the
+//! look-arounds and possessive quantifiers of a few 920, 942 and 953 rules,
+//! counted by a test) falls back to `fancy-regex`, a backtracking
+//! engine, with its work bounded: at most [`BACKTRACK_LIMIT`] backtracking
+//! steps per evaluation, after which the pattern counts as not matched (as
+//! ModSecurity does when PCRE hits its match limit). It too matches bytes.
 //!
 //! `SecRule ARGS "@rx (?i)<script" "id:1,deny"`
 
@@ -15,6 +21,64 @@ use super::{Operator, Vars};
 
 #[derive(Debug)]
 struct Rx(Regex);
+
+/// A pattern only a backtracking engine can run (look-around,
+/// back-references).
+#[derive(Debug)]
+struct Backtracking(fancy_regex::Regex);
+
+/// A pattern with macros (`^%{tx.allowed_charsets}$`, CRS 3.3): expanded
+/// per evaluation and compiled once per distinct expansion (a few at most:
+/// the values come from the rule set's settings).
+#[derive(Debug)]
+struct WithMacros {
+    pattern: String,
+    cache: std::sync::Mutex<Vec<(String, std::sync::Arc<dyn Operator>)>>,
+}
+
+/// Distinct expansions kept per pattern.
+const MACRO_CACHE: usize = 16;
+
+impl WithMacros {
+    fn built(&self, vars: Vars<'_>) -> Option<std::sync::Arc<dyn Operator>> {
+        let expanded = super::expand(&self.pattern, vars);
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, op)) = cache.iter().find(|(p, _)| *p == expanded) {
+            return Some(op.clone());
+        }
+        // A pattern that does not build after expansion never matches.
+        let op: std::sync::Arc<dyn Operator> = rx(&expanded.replace("%{", "%\\{")).ok()?.into();
+        if cache.len() >= MACRO_CACHE {
+            cache.remove(0);
+        }
+        cache.push((expanded, op.clone()));
+        Some(op)
+    }
+}
+
+impl Operator for WithMacros {
+    fn matches(&self, input: &[u8], vars: Vars<'_>) -> bool {
+        self.built(vars).is_some_and(|op| op.matches(input, vars))
+    }
+
+    fn captures(&self, input: &[u8], vars: Vars<'_>) -> Option<Vec<Vec<u8>>> {
+        self.built(vars)?.captures(input, vars)
+    }
+}
+
+/// Most backtracking steps one evaluation may take.
+pub const BACKTRACK_LIMIT: usize = 100_000;
+
+impl Operator for Backtracking {
+    fn matches(&self, input: &[u8], _: Vars<'_>) -> bool {
+        self.0.is_match(input).unwrap_or(false)
+    }
+
+    fn captures(&self, input: &[u8], _: Vars<'_>) -> Option<Vec<Vec<u8>>> {
+        let c = self.0.captures(input).ok()??;
+        Some((0..c.len().min(10)).map(|i| c.get(i).map_or_else(Vec::new, |m| m.as_bytes().to_vec())).collect())
+    }
+}
 
 impl Operator for Rx {
     fn matches(&self, input: &[u8], _: Vars<'_>) -> bool {
@@ -34,6 +98,9 @@ const SIZE_LIMIT: usize = 64 << 20;
 /// `@rx pattern`. Byte semantics (`.` and classes match any byte) unless
 /// the pattern spells out non-ASCII characters, which then match as UTF-8.
 pub fn rx(arg: &str) -> Result<Box<dyn Operator>, String> {
+    if arg.contains("%{") {
+        return Ok(Box::new(WithMacros { pattern: arg.to_string(), cache: Default::default() }));
+    }
     let pattern = byte_escapes(arg);
     let build = |unicode: bool| {
         RegexBuilder::new(&pattern).unicode(unicode).size_limit(SIZE_LIMIT).dfa_size_limit(SIZE_LIMIT).build()
@@ -41,21 +108,44 @@ pub fn rx(arg: &str) -> Result<Box<dyn Operator>, String> {
     let re = match build(false) {
         Ok(re) => re,
         Err(_) if !arg.is_ascii() => build(true).map_err(|e| format!("@rx: {e}"))?,
-        Err(e) => return Err(format!("@rx: {e}")),
+        Err(e) => {
+            // PCRE syntax the linear engine lacks: look-around,
+            // back-references, possessive quantifiers, atomic groups.
+            let re = fancy_regex::RegexBuilder::new(&pattern)
+                .backtrack_limit(BACKTRACK_LIMIT)
+                .build()
+                .map_err(|fe| format!("@rx: {e} (nor as a backtracking pattern: {fe})"))?;
+            return Ok(Box::new(Backtracking(re)));
+        }
     };
     Ok(Box::new(Rx(re)))
 }
 
-/// PCRE without UTF mode reads `\x{HH}` as the byte HH; the `regex`
-/// crate reads it as a code point, refused inside a byte class. Rewritten
-/// as `\xHH`, which both read as the byte.
+/// Whether `pattern` needs the bounded backtracking engine.
+pub fn is_backtracking(pattern: &str) -> bool {
+    let p = byte_escapes(pattern);
+    !pattern.contains("%{") && RegexBuilder::new(&p).unicode(false).size_limit(SIZE_LIMIT).build().is_err()
+        && (pattern.is_ascii() || RegexBuilder::new(&p).size_limit(SIZE_LIMIT).build().is_err())
+}
+
+/// PCRE syntax rewritten where the `regex` crate reads it differently:
+///
+/// - PCRE without UTF mode reads `\x{HH}` as the byte HH; the `regex` crate
+///   reads it as a code point, refused inside a byte class. Rewritten as
+///   `\xHH`, which both read as the byte.
+/// - Inside a character class, PCRE reads `[` (not opening `[:name:]`),
+///   `&` and `~` literally; the `regex` crate reads `[` as a nested class
+///   and `&&`, `~~` as set operations. They are escaped.
 fn byte_escapes(p: &str) -> std::borrow::Cow<'_, str> {
-    if !p.contains("\\x{") {
+    if !p.contains("\\x{") && !p.contains('[') {
         return std::borrow::Cow::Borrowed(p);
     }
     let b = p.as_bytes();
-    let mut out = String::with_capacity(p.len());
+    let mut out = String::with_capacity(p.len() + 8);
     let mut i = 0;
+    // Inside a class, and where it started (a `]` right after the opening
+    // `[` or `[^` is literal).
+    let mut class: Option<usize> = None;
     while i < b.len() {
         if b[i] == b'\\' && i + 1 < b.len() {
             if b[i + 1] == b'x' && b.get(i + 2) == Some(&b'{') {
@@ -71,11 +161,43 @@ fn byte_escapes(p: &str) -> std::borrow::Cow<'_, str> {
                 }
             }
             // Any other escape (including `\\`) is copied whole.
-            out.push_str(&p[i..i + 1]);
+            out.push('\\');
             let next = p[i + 1..].chars().next().unwrap_or('\\');
             out.push(next);
             i += 1 + next.len_utf8();
             continue;
+        }
+        match (class, b[i]) {
+            (None, b'[') => {
+                out.push('[');
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                class = Some(i);
+                if b.get(i) == Some(&b']') {
+                    out.push_str("\\]");
+                    i += 1;
+                }
+                continue;
+            }
+            (Some(_), b']') => class = None,
+            (Some(_), b'[') if b.get(i + 1) == Some(&b':') => {
+                // A POSIX class `[:alpha:]`, copied whole.
+                if let Some(end) = p[i..].find(":]") {
+                    out.push_str(&p[i..i + end + 2]);
+                    i += end + 2;
+                    continue;
+                }
+                out.push_str("\\[");
+                i += 1;
+                continue;
+            }
+            (Some(_), b'[' | b'&' | b'~') => {
+                out.push('\\');
+            }
+            _ => {}
         }
         let ch = p[i..].chars().next().unwrap_or('\u{fffd}');
         out.push(ch);
@@ -87,6 +209,39 @@ fn byte_escapes(p: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::super::no_vars;
+
+    #[test]
+    fn pcre_class_literals() {
+        assert_eq!(super::byte_escapes(r"[^a[\]{}]"), r"[^a\[\]{}]");
+        assert_eq!(super::byte_escapes(r"[]a]"), r"[\]a]");
+        assert_eq!(super::byte_escapes(r"[[:alpha:]&&~]x[&]"), r"[[:alpha:]\&\&\~]x[\&]");
+        let op = super::rx(r#"^[^e"(),/:;<=>?![\x5c\]{}]+$"#).unwrap();
+        assert!(op.matches(b"abc", &no_vars));
+        assert!(!op.matches(b"a[c", &no_vars));
+    }
+
+    #[test]
+    fn macros_expand_per_evaluation() {
+        let op = super::rx("^%{tx.charsets}$").unwrap();
+        let vars = |k: &str| (k == "tx.charsets").then(|| "utf-8|latin1".to_string());
+        assert!(op.matches(b"utf-8", &vars));
+        assert!(!op.matches(b"utf-16", &vars));
+        assert!(!op.matches(b"utf-8", &no_vars));
+    }
+
+    #[test]
+    fn look_behind_falls_back_to_bounded_backtracking() {
+        let op = super::rx(r"(?<!&amp);").unwrap();
+        assert!(op.matches(b"a;b", &no_vars));
+        assert!(!op.matches(b"&amp;", &no_vars));
+        // A pattern that backtracks catastrophically stops at the limit.
+        let evil = super::rx(r"^(?=a)(a+)+$").unwrap();
+        let input = [b"a".repeat(40), b"b".to_vec()].concat();
+        let t = std::time::Instant::now();
+        assert!(!evil.matches(&input, &no_vars));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert!(super::rx(r"(a)\1").is_ok(), "back-references build too");
+    }
 
     #[test]
     fn bytes_regex() {
