@@ -29,7 +29,8 @@ pub struct Seen {
 }
 
 /// A recording upstream. Paths: `/status/NNN` answers NNN, `/sleep/MS`
-/// waits MS milliseconds, anything else 200 "ok from NAME".
+/// waits MS milliseconds, `.../leak/sql` answers an HTML page with a
+/// database error, anything else 200 "ok from NAME".
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -95,6 +96,13 @@ async fn answer(name: &str, log: Arc<Mutex<Vec<Seen>>>, req: Request<Incoming>) 
     }
     if let Some(ms) = path.strip_prefix("/sleep/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+    }
+    if path.ends_with("/leak/sql") {
+        let page = "<html><body>Warning: You have an error in your SQL syntax; check the manual that corresponds \
+                    to your MySQL server version for the right syntax to use near 'x' at line 1</body></html>";
+        let mut r = Response::new(Full::new(Bytes::from(page)));
+        r.headers_mut().insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+        return r;
     }
     let mut r = Response::new(Full::new(Bytes::from(format!("ok from {name}"))));
     *r.status_mut() = status;
