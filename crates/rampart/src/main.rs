@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod ftw;
 
 use std::process::ExitCode;
 

@@ -556,8 +556,11 @@ impl<'e> Transaction<'e> {
         // Every target is tried (not just up to the first match): a chained
         // rule may inspect all of them through MATCHED_VARS. Side effects
         // run after the operator has seen every target.
+        // Each match keeps its own capture groups: the rule's actions run
+        // once per matched value, seeing that value's TX:0-9 (CRS 920450
+        // records every header name this way).
         let mut matched: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut captured: Option<Vec<Vec<u8>>> = None;
+        let mut captures: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         {
             let this = &*self;
             let lookup = |k: &str| this.macro_value(k);
@@ -576,6 +579,7 @@ impl<'e> Transaction<'e> {
             };
             let excluded = if this.removed_targets.is_empty() { Vec::new() } else { this.excluded_targets(&r.meta) };
             this.for_each_target(r, &excluded, |name, key, value| {
+                let mut captured = None;
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(value);
                 let mut hit;
                 // multiMatch: the operator also sees the value before the
@@ -606,18 +610,19 @@ impl<'e> Transaction<'e> {
                     // value, which is what chained rules (CRS 944120) expect.
                     let name = if key.is_empty() { name.to_string() } else { format!("{name}:{key}") };
                     matched.push((name, v.into_owned()));
+                    captures.push(captured);
                 }
             });
         }
         if matched.is_empty() {
             return None;
         }
-        if let Some(groups) = captured {
-            for (i, g) in groups.iter().enumerate() {
-                self.tx.insert(i.to_string(), String::from_utf8_lossy(g).into_owned());
+        for ((name, v), captured) in matched.iter().zip(captures) {
+            if let Some(groups) = captured {
+                for (i, g) in groups.iter().enumerate() {
+                    self.tx.insert(i.to_string(), String::from_utf8_lossy(g).into_owned());
+                }
             }
-        }
-        for (name, v) in &matched {
             self.tx.insert("matched_var".into(), String::from_utf8_lossy(v).into_owned());
             self.tx.insert("matched_var_name".into(), name.clone());
             self.side_effects(r);

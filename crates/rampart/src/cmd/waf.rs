@@ -1,5 +1,6 @@
 //! `rampart waf check`: loads and compiles a rule set, as the gateway will,
-//! and reports the first problem with its file and line.
+//! and reports the first problem with its file and line. `rampart waf
+//! test`: runs go-ftw regression tests through the real gateway.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +11,9 @@ use super::CliError;
 
 /// Work with WAF rule sets (SecLang, such as the OWASP Core Rule Set).
 ///
-/// Exit status: 0 the rules load and compile, 1 a file cannot be read,
-/// 2 a rule set error (the message names file, line and text).
+/// Exit status: 0 the rules load and compile (check) or every test passed
+/// (test), 1 a file cannot be read or a test failed, 2 a rule set error
+/// (the message names file, line and text).
 #[derive(Args)]
 pub struct WafArgs {
     #[command(subcommand)]
@@ -28,38 +30,68 @@ enum Action {
         #[arg(long, value_name = "PATH")]
         rules: PathBuf,
     },
+    /// Run go-ftw regression tests (such as the CRS project's) through the
+    /// real gateway, in front of a reflecting backend; prints
+    /// `N passed, N failed, N skipped`
+    Test {
+        /// The rule set: a CRS directory or a rule file
+        #[arg(long, value_name = "PATH")]
+        rules: PathBuf,
+        /// Directory of go-ftw YAML tests (searched recursively)
+        #[arg(long, value_name = "DIR")]
+        tests: PathBuf,
+        /// go-ftw overrides file: tests whose expectations differ, with why
+        #[arg(long, value_name = "FILE")]
+        overrides: Option<PathBuf>,
+        /// Only the tests of this rule id
+        #[arg(long, value_name = "ID")]
+        rule: Option<u64>,
+        /// Print every failure, not just the count by rule
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 pub fn run(args: WafArgs) -> Result<ExitCode, CliError> {
     match args.action {
         Action::Check { rules } => check(&rules),
+        Action::Test { rules, tests, overrides, rule, verbose } => test(&rules, &tests, overrides.as_deref(), rule, verbose),
     }
 }
 
-fn check(path: &std::path::Path) -> Result<ExitCode, CliError> {
-    let mut files = Vec::new();
-    if path.is_dir() {
-        for setup in
-            [path.join("crs-setup.conf"), path.join("../crs-setup.conf"), path.join("../crs-setup.conf.example")]
-        {
-            if setup.is_file() {
-                files.push(setup);
-                break;
-            }
+fn test(
+    rules: &std::path::Path,
+    tests: &std::path::Path,
+    overrides: Option<&std::path::Path>,
+    rule: Option<u64>,
+    verbose: bool,
+) -> Result<ExitCode, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(format!("cannot start the runtime: {e}")))?;
+    let s = rt.block_on(crate::ftw::run(rules, tests, overrides, rule)).map_err(CliError::Other)?;
+    if verbose {
+        for f in &s.failed {
+            println!("FAIL {f}");
         }
-        let mut confs: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect();
-        confs.sort();
-        files.extend(confs);
-    } else {
-        files.push(path.to_path_buf());
+    } else if !s.failed.is_empty() {
+        println!("failures by rule: {:?}", crate::ftw::by_rule(&s.failed));
     }
-    let set = rampart_waf::seclang::load_files(files.iter().map(PathBuf::as_path))
-        .map_err(|e| CliError::Rules(e.to_string()))?;
+    let total = s.passed + s.failed.len();
+    println!(
+        "{} passed, {} failed, {} skipped ({:.2}% of {total} run; {} overridden)",
+        s.passed,
+        s.failed.len(),
+        s.skipped,
+        100.0 * s.passed as f64 / total.max(1) as f64,
+        s.overridden
+    );
+    Ok(if s.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn check(path: &std::path::Path) -> Result<ExitCode, CliError> {
+    let (set, files) = rampart_waf::sources::load_crs(path, None).map_err(|e| CliError::Rules(e.to_string()))?;
     rampart_waf::engine::Engine::new(&set).map_err(|e| CliError::Rules(e.to_string()))?;
     println!(
         "ok: {} rules from {} file(s), {} markers{}",
