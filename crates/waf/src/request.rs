@@ -46,8 +46,12 @@ pub fn load_head(t: &mut Transaction<'_>, r: &RequestData<'_>) {
     t.add("REMOTE_ADDR", "", r.remote_addr.as_bytes());
     t.add("UNIQUE_ID", "", r.unique_id.as_bytes());
     let (path, query) = r.uri.split_once('?').unwrap_or((r.uri, ""));
-    t.add("REQUEST_FILENAME", "", path.as_bytes());
-    t.add("REQUEST_BASENAME", "", path.rsplit('/').next().unwrap_or("").as_bytes());
+    // As ModSecurity: the path variables are percent-decoded (a `+` in a
+    // path is a plus, not a space).
+    let decoded = path_decode(path.as_bytes());
+    let basename = decoded.rsplit(|b| *b == b'/').next().unwrap_or(b"");
+    t.add("REQUEST_BASENAME", "", basename);
+    t.add("REQUEST_FILENAME", "", &decoded);
     t.add("QUERY_STRING", "", query.as_bytes());
     let mut combined = 0usize;
     for (k, v) in form_pairs(query.as_bytes()) {
@@ -90,6 +94,22 @@ pub fn load_head(t: &mut Transaction<'_>, r: &RequestData<'_>) {
         t.add("REQBODY_PROCESSOR", "", processor);
     }
     t.set("ARGS_COMBINED_SIZE", combined.to_string().as_bytes());
+}
+
+/// `%HH` decoded; everything else, `+` included, kept.
+fn path_decode(path: &[u8]) -> Vec<u8> {
+    let decode = transforms::lookup("urlDecode");
+    let mut out = Vec::with_capacity(path.len());
+    for (i, part) in path.split(|b| *b == b'+').enumerate() {
+        if i > 0 {
+            out.push(b'+');
+        }
+        match decode {
+            Some(f) => out.extend_from_slice(&f(part)),
+            None => out.extend_from_slice(part),
+        }
+    }
+    out
 }
 
 fn content_type(headers: &[(String, Vec<u8>)]) -> String {

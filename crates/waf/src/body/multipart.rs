@@ -138,22 +138,50 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Multipart, String> {
     Ok(out)
 }
 
-/// A `key="value"` (or unquoted) parameter of a header value.
+/// A `key="value"` (or unquoted) parameter of a header value. A quoted
+/// value runs to its closing quote (`;` inside is data); `\"` is a quote.
 fn param(value: &str, key: &str) -> Option<String> {
-    for piece in value.split(';').map(str::trim) {
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (piece, after) = split_param(rest);
+        rest = after;
         let Some((k, v)) = piece.split_once('=') else { continue };
         if k.trim().eq_ignore_ascii_case(key) {
             let v = v.trim();
-            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+            let v = v.strip_prefix('"').map(|x| x.strip_suffix('"').unwrap_or(x)).unwrap_or(v);
             return Some(v.replace("\\\"", "\""));
         }
     }
     None
 }
 
+/// The first `;`-separated piece of `s` (quotes respected) and the rest.
+fn split_param(s: &str) -> (&str, &str) {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => return (&s[..i], &s[i + 1..]),
+            _ => {}
+        }
+    }
+    (s, "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_parameters_keep_their_semicolons() {
+        let h = r#"form-data; name="&auml;&euml;zzz"; filename="a;b\"c.txt""#;
+        assert_eq!(param(h, "name").as_deref(), Some("&auml;&euml;zzz"));
+        assert_eq!(param(h, "filename").as_deref(), Some("a;b\"c.txt"));
+        assert_eq!(param("form-data; name=plain", "name").as_deref(), Some("plain"));
+    }
 
     #[test]
     fn fields_files_and_flags() {
