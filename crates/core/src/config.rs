@@ -75,6 +75,10 @@ pub struct Waf {
     /// or `rules/` itself). Unset: Debian's `/usr/share/modsecurity-crs`
     /// when installed, otherwise Rampart's built-in baseline rules.
     pub crs_dir: Option<PathBuf>,
+    /// SecLang files loaded before the rule set, after its setup file
+    /// (settings and exclusions that must come first, as CRS's
+    /// REQUEST-900 file).
+    pub rules_before: Vec<PathBuf>,
     /// More SecLang files, loaded after the rule set (exclusions, your own
     /// rules).
     pub rules: Vec<PathBuf>,
@@ -103,6 +107,7 @@ impl Default for Waf {
     fn default() -> Self {
         Self {
             crs_dir: None,
+            rules_before: Vec::new(),
             rules: Vec::new(),
             mode: WafMode::Blocking,
             paranoia_level: 1,

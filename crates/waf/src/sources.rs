@@ -43,28 +43,36 @@ pub struct Loaded {
     pub files: Vec<PathBuf>,
 }
 
-/// Loads the rules the configuration asks for: `crs_dir`, else Debian's
-/// CRS, else the baseline; then `extra` files.
-pub fn load(crs_dir: Option<&Path>, extra: &[PathBuf]) -> Result<Loaded, ParseError> {
+/// Loads the rules the configuration asks for: `before` files (settings
+/// and exclusions that must precede the rule set, as CRS's REQUEST-900
+/// file), then `crs_dir`, else Debian's CRS, else the baseline; then
+/// `after` files.
+pub fn load(crs_dir: Option<&Path>, before: &[PathBuf], after: &[PathBuf]) -> Result<Loaded, ParseError> {
     let debian = Path::new(DEBIAN_CRS);
-    let (mut set, origin, warning, mut files) = match crs_dir {
+    let mut set = RuleSet::default();
+    let mut files = Vec::new();
+    let (origin, warning) = match crs_dir {
         Some(dir) => {
-            let (set, files) = load_crs(dir, None)?;
-            (set, format!("rules from {}", dir.display()), None, files)
+            files.extend(load_crs_into(&mut set, dir, None, before)?);
+            (format!("rules from {}", dir.display()), None)
         }
         None if debian.join("rules").is_dir() => {
-            let (set, files) = load_crs(debian, Some(Path::new(DEBIAN_SETUP)))?;
-            (set, format!("OWASP CRS from {DEBIAN_CRS} (Debian's modsecurity-crs)"), None, files)
+            files.extend(load_crs_into(&mut set, debian, Some(Path::new(DEBIAN_SETUP)), before)?);
+            (format!("OWASP CRS from {DEBIAN_CRS} (Debian's modsecurity-crs)"), None)
         }
         None => {
-            let set = seclang::load_str(BASELINE, "built-in baseline.conf")?;
+            for f in before {
+                parser::load_into(&mut set, f, 0)?;
+                files.push(f.clone());
+            }
+            parser::parse_into(&mut set, BASELINE, "built-in baseline.conf", None, 0)?;
             let warning = "no Core Rule Set configured or installed: the WAF runs Rampart's built-in baseline \
                            rules only; set waf.crs_dir to a CRS checkout, or install Debian's modsecurity-crs"
                 .to_string();
-            (set, "Rampart's built-in baseline rules".to_string(), Some(warning), Vec::new())
+            ("Rampart's built-in baseline rules".to_string(), Some(warning))
         }
     };
-    for f in extra {
+    for f in after {
         parser::load_into(&mut set, f, 0)?;
         files.push(f.clone());
     }
@@ -115,16 +123,26 @@ pub fn crs_files(path: &Path, setup: Option<&Path>) -> Result<(Vec<PathBuf>, boo
 /// Loads a CRS directory (see [`crs_files`]) with the prelude when it has
 /// no setup file.
 pub fn load_crs(path: &Path, setup: Option<&Path>) -> Result<(RuleSet, Vec<PathBuf>), ParseError> {
-    let (files, has_setup) = crs_files(path, setup)?;
     let mut set = RuleSet::default();
-    if !has_setup {
-        parser::parse_into(&mut set, PRELUDE, "prelude (no crs-setup.conf)", None, 0)?;
-    }
-    for f in &files {
-        parser::load_into(&mut set, f, 0)?;
-    }
+    let files = load_crs_into(&mut set, path, setup, &[])?;
     seclang::directives::finish(&set)?;
     Ok((set, files))
+}
+
+/// The setup file (or the prelude), `before`, then the rules, into `set`.
+fn load_crs_into(set: &mut RuleSet, path: &Path, setup: Option<&Path>, before: &[PathBuf]) -> Result<Vec<PathBuf>, ParseError> {
+    let (mut files, has_setup) = crs_files(path, setup)?;
+    let rules = if has_setup { files.split_off(1) } else { std::mem::take(&mut files) };
+    if has_setup {
+        parser::load_into(set, &files[0], 0)?;
+    } else {
+        parser::parse_into(set, PRELUDE, "prelude (no crs-setup.conf)", None, 0)?;
+    }
+    for f in before.iter().chain(&rules) {
+        parser::load_into(set, f, 0)?;
+        files.push(f.clone());
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -153,7 +171,7 @@ mod tests {
 
     #[test]
     fn baseline_blocks_common_attacks_and_passes_benign_requests() {
-        let loaded = load(None, &[]);
+        let loaded = load(None, &[], &[]);
         let set = match loaded {
             // On a machine with Debian's CRS the baseline is not what loads;
             // test the baseline text itself.

@@ -71,7 +71,7 @@ fn debian_crs_3_3_loads_with_zero_errors() {
     // And compiles whole, the way the gateway loads it when no crs_dir is set.
     let engine = rampart_waf::engine::Engine::new(&set).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(engine.len(), set.rules.len());
-    let loaded = rampart_waf::sources::load(None, &[]).unwrap();
+    let loaded = rampart_waf::sources::load(None, &[], &[]).unwrap();
     assert!(loaded.warning.is_none() && loaded.origin.contains("modsecurity-crs"), "{}", loaded.origin);
 }
 

@@ -27,6 +27,11 @@ impl RequestLimits {
 
     /// `Some(reason)` when the head is over a limit.
     pub fn check(&self, head: &Parts) -> Option<Reason> {
+        // A reverse proxy serves origin-form targets: CONNECT (a tunnel
+        // request, authority-form) is not for it.
+        if head.method == http::Method::CONNECT {
+            return Some(Reason::Malformed);
+        }
         let target = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
         if target > self.max_uri {
             return Some(Reason::UriTooLong);
@@ -46,6 +51,14 @@ impl RequestLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_is_refused() {
+        let limits = RequestLimits::build(&rampart_core::config::Limits::default());
+        let mut p = parts("http://example.com:443", &[]);
+        p.method = http::Method::CONNECT;
+        assert_eq!(limits.check(&p), Some(Reason::Malformed));
+    }
 
     fn parts(uri: &str, headers: &[(&str, String)]) -> Parts {
         let mut b = http::Request::builder().uri(uri);

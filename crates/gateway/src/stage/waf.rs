@@ -43,6 +43,7 @@ pub struct Waf {
 #[derive(Clone, PartialEq)]
 struct Key {
     crs_dir: Option<PathBuf>,
+    rules_before: Vec<PathBuf>,
     rules: Vec<PathBuf>,
     files: Vec<PathBuf>,
     stamps: Vec<Option<SystemTime>>,
@@ -69,13 +70,16 @@ impl Waf {
         } else {
             let reused = previous.and_then(|p| {
                 let k = p.key.as_ref()?;
-                let same = k.crs_dir == w.crs_dir && k.rules == w.rules && stamps(&k.files) == k.stamps;
+                let same = k.crs_dir == w.crs_dir
+                    && k.rules_before == w.rules_before
+                    && k.rules == w.rules
+                    && stamps(&k.files) == k.stamps;
                 same.then(|| (p.engine.clone(), p.origin.clone(), Some(k.clone())))
             });
             match reused {
                 Some(r) => r,
                 None => {
-                    let loaded = rampart_waf::sources::load(w.crs_dir.as_deref(), &w.rules).map_err(|e| invalid(e.to_string()))?;
+                    let loaded = rampart_waf::sources::load(w.crs_dir.as_deref(), &w.rules_before, &w.rules).map_err(|e| invalid(e.to_string()))?;
                     if let Some(warning) = &loaded.warning {
                         tracing::warn!("{warning}");
                     }
@@ -83,6 +87,7 @@ impl Waf {
                     tracing::info!(rules = engine.len(), source = %loaded.origin, "WAF rules loaded");
                     let key = Key {
                         crs_dir: w.crs_dir.clone(),
+                        rules_before: w.rules_before.clone(),
                         rules: w.rules.clone(),
                         stamps: stamps(&loaded.files),
                         files: loaded.files,

@@ -61,7 +61,7 @@ pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Opt
          [limits]\nmax_uri_bytes = 65536\nmax_header_bytes = 65536\nmax_headers = 512\nmax_body_bytes = 67108864\n\
          [bans]\nenabled = false\nprobe_paths = []\nscanner_user_agents = []\n\
          [access_log]\nenabled = false\n\
-         [waf]\ncrs_dir = {rules:?}\nrules = [{settings:?}]\nmode = \"detection\"\nparanoia_level = 4\n\
+         [waf]\ncrs_dir = {rules:?}\nrules_before = [{settings:?}]\nmode = \"detection\"\nparanoia_level = 4\n\
          [upstreams.backend]\naddresses = [\"http://{backend}\"]\n\
          [[routes]]\nname = \"all\"\nupstream = \"backend\"\n"
     );
@@ -179,12 +179,15 @@ struct Reply {
 /// when absent.
 pub fn raw_request(input: &Input) -> Vec<u8> {
     if let Some(b64) = &input.encoded_request {
-        return base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap_or_default();
+        // YAML folds long values: whitespace is not part of the encoding.
+        let b64: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+        return base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
     }
     let method = input.method.as_deref().unwrap_or("GET");
     let uri = input.uri.as_deref().unwrap_or("/");
     let version = input.version.as_deref().unwrap_or("HTTP/1.1");
-    let data = input.data.as_deref().unwrap_or("");
+    let data = render(input.data.as_deref().unwrap_or(""));
+    let data = data.as_str();
     let mut head = format!("{method} {uri} {version}\r\n");
     let mut names = Vec::new();
     for (k, v) in &input.headers {
@@ -207,6 +210,29 @@ pub fn raw_request(input: &Input) -> Vec<u8> {
     head.push_str("\r\n");
     let mut out = head.into_bytes();
     out.extend_from_slice(data.as_bytes());
+    out
+}
+
+/// go-ftw's templates in `data`: `{{ "x" | repeat N }}` is `x` N times.
+fn render(data: &str) -> String {
+    let mut out = String::with_capacity(data.len());
+    let mut rest = data;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else { break };
+        out.push_str(&rest[..start]);
+        let inner = rest[start + 2..start + len].trim();
+        let repeated = inner.split_once('|').and_then(|(text, f)| {
+            let text = text.trim().strip_prefix('"')?.strip_suffix('"')?;
+            let n: usize = f.trim().strip_prefix("repeat")?.trim().parse().ok()?;
+            Some(text.repeat(n.min(16 << 20)))
+        });
+        match repeated {
+            Some(r) => out.push_str(&r),
+            None => out.push_str(&rest[start..start + len + 2]),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
     out
 }
 

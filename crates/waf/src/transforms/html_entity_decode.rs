@@ -39,8 +39,14 @@ fn entity(s: &[u8]) -> Option<(u8, usize)> {
         if n == 0 {
             return None;
         }
-        let text = std::str::from_utf8(&digits[..n]).ok()?;
-        let value = u64::from_str_radix(&text[..text.len().min(12)], if hex { 16 } else { 10 }).ok()?;
+        // Leading zeros carry no value (`&#0000000123;` is `{`), however
+        // many there are; of the rest, the first 12 digits are read.
+        let text = std::str::from_utf8(&digits[..n]).ok()?.trim_start_matches('0');
+        let value = if text.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(&text[..text.len().min(12)], if hex { 16 } else { 10 }).ok()?
+        };
         let used = 1 + usize::from(hex) + n;
         return Some((value as u8, semi(used)));
     }
@@ -60,5 +66,8 @@ mod tests {
     fn numeric_and_named_entities() {
         assert_eq!(&*super::html_entity_decode(b"&lt;script&gt;&#97;&#x62&quot;&bogus;&"), b"<script>ab\"&bogus;&");
         assert_eq!(&*super::html_entity_decode(b"&#x"), b"&#x");
+        let padded = format!("&#x24;&#{}123;jndi", "0".repeat(47));
+        assert_eq!(&*super::html_entity_decode(padded.as_bytes()), b"${jndi");
+        assert_eq!(&*super::html_entity_decode(b"&#0000;"), b"\0");
     }
 }
