@@ -11,7 +11,10 @@
 //! [`Transaction::remove_target`] (rule exclusions).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::cell::RefCell;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use regex::bytes::Regex;
 
@@ -26,6 +29,9 @@ struct Compiled {
     variables: Vec<CompiledVar>,
     operator: Option<(Box<dyn Operator>, bool)>,
     transforms: Vec<Transform>,
+    /// Which distinct transformation pipeline this is (0: none), the key of
+    /// a transaction's cache of transformed values.
+    chain: u32,
     /// `multiMatch`: the operator runs after every transformation.
     multi_match: bool,
     /// `capture`: groups of the match go to `TX:0`-`TX:9`.
@@ -64,6 +70,10 @@ pub struct Meta {
 struct CompiledVar {
     var: Variable,
     key_regex: Option<Regex>,
+    /// Indices (in the rule's list) of the exclusions of this collection.
+    exclusions: Vec<usize>,
+    /// Whether the collection is one of [`STABLE`].
+    stable: bool,
 }
 
 /// A disruptive action.
@@ -169,11 +179,12 @@ impl Engine {
     pub fn new(set: &RuleSet) -> Result<Self, CompileError> {
         let mut rules = Vec::new();
         let mut phases = [false; 6];
+        let mut chains = StdHashMap::new();
         for r in &set.rules {
             let phase = r.action("phase").and_then(|p| crate::seclang::directives::phase_number(p).ok()).unwrap_or(2);
             let defaults = set.default_actions.get(&phase).cloned().unwrap_or_default();
             phases[usize::from(phase.min(5))] = true;
-            rules.push(compile(r, &defaults, phase)?);
+            rules.push(compile(r, &defaults, phase, &mut chains)?);
         }
         let markers = set.markers.iter().map(|(n, at)| (n.clone(), *at)).collect();
         let body_access = set.settings.get("SecRequestBodyAccess").is_none_or(|v| v.eq_ignore_ascii_case("on"));
@@ -184,8 +195,9 @@ impl Engine {
     pub fn transaction(&self) -> Transaction<'_> {
         Transaction {
             engine: self,
-            vars: HashMap::new(),
-            tx: HashMap::new(),
+            vars: HashMap::default(),
+            tx: HashMap::default(),
+            transformed: RefCell::new(HashMap::with_capacity_and_hasher(256, Default::default())),
             pinned: Vec::new(),
             removed: Vec::new(),
             removed_tags: Vec::new(),
@@ -217,7 +229,10 @@ impl Engine {
     }
 }
 
-fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, CompileError> {
+/// Distinct transformation pipelines, numbered from 1.
+type Chains = StdHashMap<Vec<usize>, u32>;
+
+fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Result<Compiled, CompileError> {
     let err = |message: String| CompileError { file: r.origin.file.to_string(), line: r.origin.line, message };
     // Default transformations first, unless the rule resets with t:none.
     let mut transforms = Vec::new();
@@ -258,12 +273,26 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, Compile
                 ),
                 _ => None,
             };
-            Ok(CompiledVar { var: v.clone(), key_regex })
+            let exclusions = r
+                .variables
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.exclude && x.name == v.name)
+                .map(|(i, _)| i)
+                .collect();
+            Ok(CompiledVar { var: v.clone(), key_regex, exclusions, stable: STABLE.contains(&v.name) })
         })
         .collect::<Result<_, CompileError>>()?;
     let chained = match &r.chained {
-        Some(c) => Some(Box::new(compile(c, &[], phase)?)),
+        Some(c) => Some(Box::new(compile(c, &[], phase, chains)?)),
         None => None,
+    };
+    let chain = if transforms.is_empty() {
+        0
+    } else {
+        let key: Vec<usize> = transforms.iter().map(|t| *t as usize).collect();
+        let next = u32::try_from(chains.len() + 1).unwrap_or(u32::MAX);
+        *chains.entry(key).or_insert(next)
     };
     // The rule's own actions after the defaults: the last one written wins.
     let actions: Vec<&Action> =
@@ -304,6 +333,7 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8) -> Result<Compiled, Compile
         variables,
         operator,
         transforms,
+        chain,
         multi_match: actions.iter().any(|a| a.name == "multiMatch"),
         capture: actions.iter().any(|a| a.name == "capture"),
         setvars: r.actions.iter().filter(|a| a.name == "setvar").filter_map(|a| a.value.clone()).collect(),
@@ -377,12 +407,45 @@ fn parse_ctl(text: &str) -> Result<Ctl, String> {
     })
 }
 
+/// Collections that are only ever appended to during a transaction, so a
+/// (collection, index) names the same value throughout.
+const STABLE: &[&str] = &[
+    "ARGS",
+    "ARGS_GET",
+    "ARGS_GET_NAMES",
+    "ARGS_NAMES",
+    "ARGS_POST",
+    "ARGS_POST_NAMES",
+    "FILES",
+    "FILES_NAMES",
+    "MULTIPART_PART_HEADERS",
+    "QUERY_STRING",
+    "REQUEST_BASENAME",
+    "REQUEST_BODY",
+    "REQUEST_COOKIES",
+    "REQUEST_COOKIES_NAMES",
+    "REQUEST_FILENAME",
+    "REQUEST_HEADERS",
+    "REQUEST_HEADERS_NAMES",
+    "REQUEST_LINE",
+    "REQUEST_METHOD",
+    "REQUEST_PROTOCOL",
+    "REQUEST_URI",
+    "REQUEST_URI_RAW",
+    "RESPONSE_BODY",
+    "RESPONSE_HEADERS",
+    "XML",
+];
+
 /// One request's evaluation state.
 pub struct Transaction<'e> {
     engine: &'e Engine,
     /// Request variables: name to (key, value) pairs.
     vars: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
     tx: HashMap<String, String>,
+    /// Transformed request values, by (collection, index, pipeline): CRS
+    /// runs the same pipelines over the same values in rule after rule.
+    transformed: RefCell<HashMap<(usize, usize, u32), Vec<u8>>>,
     pinned: Vec<String>,
     removed: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
@@ -578,10 +641,43 @@ impl<'e> Transaction<'e> {
                 }
             };
             let excluded = if this.removed_targets.is_empty() { Vec::new() } else { this.excluded_targets(&r.meta) };
-            this.for_each_target(r, &excluded, |name, key, value| {
+            this.for_each_target(r, &excluded, |name, key, value, slot| {
                 let mut captured = None;
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(value);
                 let mut hit;
+                let cache_key = slot.filter(|_| r.chain != 0 && !r.multi_match).map(|(c, i)| (c, i, r.chain));
+                if let Some(k) = cache_key {
+                    {
+                        let cache = this.transformed.borrow();
+                        if let Some(t) = cache.get(&k) {
+                            if test(t, &mut captured) {
+                                let name = if key.is_empty() { name.to_string() } else { format!("{name}:{key}") };
+                                matched.push((name, t.clone()));
+                                captures.push(captured);
+                            }
+                            return;
+                        }
+                    }
+                    let t = {
+                        {
+                            let mut t: Cow<'_, [u8]> = Cow::Borrowed(value);
+                            for f in &r.transforms {
+                                if let Cow::Owned(next) = f(&t) {
+                                    t = Cow::Owned(next);
+                                }
+                            }
+                            let t = t.into_owned();
+                            this.transformed.borrow_mut().insert(k, t.clone());
+                            t
+                        }
+                    };
+                    if test(&t, &mut captured) {
+                        let name = if key.is_empty() { name.to_string() } else { format!("{name}:{key}") };
+                        matched.push((name, t));
+                        captures.push(captured);
+                    }
+                    return;
+                }
                 // multiMatch: the operator also sees the value before the
                 // transformations and after each one that changed it.
                 if r.multi_match {
@@ -638,12 +734,20 @@ impl<'e> Transaction<'e> {
         Some(last)
     }
 
-    /// Calls `f(variable, key, value)` for every value a rule's variable
-    /// list selects (counts as one value each), without copying.
-    fn for_each_target(&self, r: &Compiled, excluded: &[&Target], mut f: impl FnMut(&str, &str, &[u8])) {
-        let kept = |name: &str, key: &str| {
-            !excluded.iter().any(|t| t.name == name && t.key.as_deref().is_none_or(|k| k.eq_ignore_ascii_case(key)))
-                && !r.variables.iter().filter(|x| x.var.exclude && x.var.name == name).any(|x| {
+    /// Calls `f(variable, key, value, slot)` for every value a rule's
+    /// variable list selects (counts as one value each), without copying.
+    /// `slot` names a request value that never changes during the
+    /// transaction (collection and index), which may be cached.
+    fn for_each_target(
+        &self,
+        r: &Compiled,
+        excluded: &[&Target],
+        mut f: impl FnMut(&str, &str, &[u8], Option<(usize, usize)>),
+    ) {
+        let kept = |cv: &CompiledVar, name: &str, key: &str| {
+            (excluded.is_empty() || !excluded.iter().any(|t| t.name == name && t.key.as_deref().is_none_or(|k| k.eq_ignore_ascii_case(key))))
+                && !cv.exclusions.iter().any(|&i| {
+                    let x = &r.variables[i];
                     match (&x.var.selector, &x.key_regex) {
                         (Some(Selector::Key(ex)), _) => key.eq_ignore_ascii_case(ex),
                         (Some(Selector::Regex(_)), Some(re)) => re.is_match(key.as_bytes()),
@@ -660,23 +764,25 @@ impl<'e> Transaction<'e> {
             let name = cv.var.name;
             if cv.var.count {
                 let n = if name == "TX" {
-                    self.tx.keys().filter(|k| selects(cv, k) && kept(name, k)).count()
+                    self.tx.keys().filter(|k| selects(cv, k) && kept(cv, name, k)).count()
                 } else {
-                    self.vars.get(name).map_or(0, |vs| vs.iter().filter(|(k, _)| selects(cv, k) && kept(name, k)).count())
+                    self.vars
+                        .get(name)
+                        .map_or(0, |vs| vs.iter().filter(|(k, _)| selects(cv, k) && kept(cv, name, k)).count())
                 };
-                f(&format!("&{name}"), "", n.to_string().as_bytes());
+                f(&format!("&{name}"), "", n.to_string().as_bytes(), None);
                 continue;
             }
             if name == "TX" {
                 for (k, v) in &self.tx {
-                    if selects(cv, k) && kept(name, k) {
-                        f(name, k, v.as_bytes());
+                    if selects(cv, k) && kept(cv, name, k) {
+                        f(name, k, v.as_bytes(), None);
                     }
                 }
             } else if let Some(values) = self.vars.get(name) {
-                for (k, v) in values {
-                    if selects(cv, k) && kept(name, k) {
-                        f(name, k, v);
+                for (i, (k, v)) in values.iter().enumerate() {
+                    if selects(cv, k) && kept(cv, name, k) {
+                        f(name, k, v, cv.stable.then_some((name.as_ptr() as usize, i)));
                     }
                 }
             }

@@ -26,10 +26,9 @@ impl Operator for Contains {
         if needle.len() > input.len() {
             return false;
         }
-        input.windows(needle.len()).enumerate().any(|(i, w)| {
-            w == needle
-                && (!self.word
-                    || ((i == 0 || !is_word(input[i - 1])) && input.get(i + needle.len()).is_none_or(|b| !is_word(*b))))
+        memchr::memmem::find_iter(input, needle).any(|i| {
+            !self.word
+                    || ((i == 0 || !is_word(input[i - 1])) && input.get(i + needle.len()).is_none_or(|b| !is_word(*b)))
         })
     }
 }
@@ -47,7 +46,7 @@ struct Literal(Vec<u8>);
 
 impl Operator for Literal {
     fn matches(&self, input: &[u8], _: Vars<'_>) -> bool {
-        self.0.len() <= input.len() && input.windows(self.0.len()).any(|w| w == self.0.as_slice())
+        memchr::memmem::find(input, &self.0).is_some()
     }
 }
 

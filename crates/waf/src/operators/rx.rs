@@ -86,6 +86,11 @@ impl Operator for Rx {
     }
 
     fn captures(&self, input: &[u8], _: Vars<'_>) -> Option<Vec<Vec<u8>>> {
+        // Most values do not match: the match test (DFA, prefilters) is far
+        // cheaper than finding groups, which only a match needs.
+        if !self.0.is_match(input) {
+            return None;
+        }
         let c = self.0.captures(input)?;
         Some((0..c.len().min(10)).map(|i| c.get(i).map_or_else(Vec::new, |m| m.as_bytes().to_vec())).collect())
     }

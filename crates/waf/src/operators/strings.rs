@@ -34,7 +34,7 @@ impl Operator for Cmp {
             Kind::Equals => input == arg,
             Kind::Begins => input.starts_with(arg),
             Kind::Ends => input.ends_with(arg),
-            Kind::Within => !input.is_empty() && arg.windows(input.len()).any(|w| w == input),
+            Kind::Within => !input.is_empty() && memchr::memmem::find(arg, input).is_some(),
         }
     }
 }
