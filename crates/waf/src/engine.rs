@@ -36,7 +36,7 @@ struct Compiled {
     multi_match: bool,
     /// `capture`: groups of the match go to `TX:0`-`TX:9`.
     capture: bool,
-    setvars: Vec<String>,
+    setvars: Vec<SetVar>,
     ctls: Vec<Ctl>,
     disruptive: Option<Disruptive>,
     skip_after: Option<String>,
@@ -74,6 +74,40 @@ struct CompiledVar {
     exclusions: Vec<usize>,
     /// Whether the collection is one of [`STABLE`].
     stable: bool,
+}
+
+/// A `setvar`, parsed once: `tx.key=value`, `tx.key=+n`, `tx.key=-n`,
+/// `!tx.key`. A name holding a macro is parsed per evaluation.
+#[derive(Debug, Clone)]
+enum SetVar {
+    Parsed { key: String, remove: bool, op: u8, value: String },
+    Dynamic(String),
+}
+
+impl SetVar {
+    fn parse(spec: &str) -> SetVar {
+        let (target, value) = match spec.split_once('=') {
+            Some((t, v)) => (t.trim(), Some(v)),
+            None => (spec.trim(), None),
+        };
+        if target.contains("%{") {
+            return SetVar::Dynamic(spec.to_string());
+        }
+        let (remove, target) = match target.strip_prefix('!') {
+            Some(t) => (true, t),
+            None => (false, target),
+        };
+        let Some(key) = target.to_ascii_lowercase().strip_prefix("tx.").map(str::to_string) else {
+            return SetVar::Dynamic(spec.to_string());
+        };
+        let value = value.unwrap_or("1");
+        let (op, value) = match value.as_bytes().first() {
+            Some(b'+') => (b'+', &value[1..]),
+            Some(b'-') => (b'-', &value[1..]),
+            _ => (b'=', value),
+        };
+        SetVar::Parsed { key, remove, op, value: value.to_string() }
+    }
 }
 
 /// A disruptive action.
@@ -197,7 +231,9 @@ impl Engine {
             engine: self,
             vars: HashMap::default(),
             tx: HashMap::default(),
-            transformed: RefCell::new(HashMap::with_capacity_and_hasher(256, Default::default())),
+            last_matched: Vec::new(),
+            current: 0,
+            transformed: RefCell::new(HashMap::with_capacity_and_hasher(128, Default::default())),
             pinned: Vec::new(),
             removed: Vec::new(),
             removed_tags: Vec::new(),
@@ -336,7 +372,7 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
         chain,
         multi_match: actions.iter().any(|a| a.name == "multiMatch"),
         capture: actions.iter().any(|a| a.name == "capture"),
-        setvars: r.actions.iter().filter(|a| a.name == "setvar").filter_map(|a| a.value.clone()).collect(),
+        setvars: r.actions.iter().filter(|a| a.name == "setvar").filter_map(|a| a.value.as_deref()).map(SetVar::parse).collect(),
         ctls,
         disruptive,
         skip_after: last("skipAfter"),
@@ -445,7 +481,11 @@ pub struct Transaction<'e> {
     tx: HashMap<String, String>,
     /// Transformed request values, by (collection, index, pipeline): CRS
     /// runs the same pipelines over the same values in rule after rule.
-    transformed: RefCell<HashMap<(usize, usize, u32), Vec<u8>>>,
+    transformed: RefCell<HashMap<(usize, usize, u32), Option<Vec<u8>>>>,
+    /// What the last matching rule matched: (variable name, value).
+    last_matched: Vec<(String, Vec<u8>)>,
+    /// Which of them is MATCHED_VAR now.
+    current: usize,
     pinned: Vec<String>,
     removed: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
@@ -647,35 +687,36 @@ impl<'e> Transaction<'e> {
                 let mut hit;
                 let cache_key = slot.filter(|_| r.chain != 0 && !r.multi_match).map(|(c, i)| (c, i, r.chain));
                 if let Some(k) = cache_key {
+                    // The cache holds `None` for a value the pipeline leaves
+                    // unchanged: no copy at all.
                     {
                         let cache = this.transformed.borrow();
                         if let Some(t) = cache.get(&k) {
+                            let t = t.as_deref().unwrap_or(value);
                             if test(t, &mut captured) {
                                 let name = if key.is_empty() { name.to_string() } else { format!("{name}:{key}") };
-                                matched.push((name, t.clone()));
+                                matched.push((name, t.to_vec()));
                                 captures.push(captured);
                             }
                             return;
                         }
                     }
-                    let t = {
-                        {
-                            let mut t: Cow<'_, [u8]> = Cow::Borrowed(value);
-                            for f in &r.transforms {
-                                if let Cow::Owned(next) = f(&t) {
-                                    t = Cow::Owned(next);
-                                }
-                            }
-                            let t = t.into_owned();
-                            this.transformed.borrow_mut().insert(k, t.clone());
-                            t
+                    let mut t: Cow<'_, [u8]> = Cow::Borrowed(value);
+                    for f in &r.transforms {
+                        if let Cow::Owned(next) = f(&t) {
+                            t = Cow::Owned(next);
                         }
-                    };
+                    }
                     if test(&t, &mut captured) {
                         let name = if key.is_empty() { name.to_string() } else { format!("{name}:{key}") };
-                        matched.push((name, t));
+                        matched.push((name, t.to_vec()));
                         captures.push(captured);
                     }
+                    let stored = match t {
+                        Cow::Borrowed(_) => None,
+                        Cow::Owned(v) => Some(v),
+                    };
+                    this.transformed.borrow_mut().insert(k, stored);
                     return;
                 }
                 // multiMatch: the operator also sees the value before the
@@ -713,25 +754,21 @@ impl<'e> Transaction<'e> {
         if matched.is_empty() {
             return None;
         }
-        for ((name, v), captured) in matched.iter().zip(captures) {
+        // MATCHED_VAR(S) are read from the last match list, kept as is
+        // (no copies into collections); the actions run once per matched
+        // value, seeing that value as MATCHED_VAR.
+        self.last_matched = matched;
+        for (i, captured) in captures.into_iter().enumerate() {
             if let Some(groups) = captured {
-                for (i, g) in groups.iter().enumerate() {
-                    self.tx.insert(i.to_string(), String::from_utf8_lossy(g).into_owned());
+                for (n, g) in groups.iter().enumerate() {
+                    self.tx.insert(n.to_string(), String::from_utf8_lossy(g).into_owned());
                 }
             }
-            self.tx.insert("matched_var".into(), String::from_utf8_lossy(v).into_owned());
-            self.tx.insert("matched_var_name".into(), name.clone());
+            self.current = i;
             self.side_effects(r);
         }
-        let last = matched.last().map(|(n, _)| n.clone()).unwrap_or_default();
-        self.vars
-            .insert("MATCHED_VARS_NAMES", matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes())).collect());
-        if let Some((n, v)) = matched.last() {
-            self.vars.insert("MATCHED_VAR", vec![(String::new(), v.clone())]);
-            self.vars.insert("MATCHED_VAR_NAME", vec![(String::new(), n.clone().into_bytes())]);
-        }
-        self.vars.insert("MATCHED_VARS", matched);
-        Some(last)
+        self.current = self.last_matched.len() - 1;
+        self.last_matched.last().map(|(n, _)| n.clone())
     }
 
     /// Calls `f(variable, key, value, slot)` for every value a rule's
@@ -779,6 +816,31 @@ impl<'e> Transaction<'e> {
                         f(name, k, v.as_bytes(), None);
                     }
                 }
+            } else if name.starts_with("MATCHED_VAR") {
+                let list = &self.last_matched;
+                let current = list.get(self.current);
+                match name {
+                    "MATCHED_VARS" => {
+                        for (n, v) in list.iter().filter(|(n, _)| selects(cv, n) && kept(cv, name, n)) {
+                            f(name, n, v, None);
+                        }
+                    }
+                    "MATCHED_VARS_NAMES" => {
+                        for (n, _) in list.iter().filter(|(n, _)| selects(cv, n) && kept(cv, name, n)) {
+                            f(name, n, n.as_bytes(), None);
+                        }
+                    }
+                    "MATCHED_VAR" => {
+                        if let Some((_, v)) = current {
+                            f(name, "", v, None);
+                        }
+                    }
+                    _ => {
+                        if let Some((n, _)) = current {
+                            f(name, "", n.as_bytes(), None);
+                        }
+                    }
+                }
             } else if let Some(values) = self.vars.get(name) {
                 for (i, (k, v)) in values.iter().enumerate() {
                     if selects(cv, k) && kept(cv, name, k) {
@@ -797,7 +859,8 @@ impl<'e> Transaction<'e> {
             return self.tx.get(rest).cloned();
         }
         if k == "matched_var" || k == "matched_var_name" {
-            return self.tx.get(&k).cloned();
+            let (n, v) = self.last_matched.get(self.current)?;
+            return Some(if k == "matched_var" { String::from_utf8_lossy(v).into_owned() } else { n.clone() });
         }
         let (coll, sub) = match k.split_once('.') {
             Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
@@ -821,39 +884,44 @@ impl<'e> Transaction<'e> {
 
     /// The `setvar`s of a matching rule.
     fn side_effects(&mut self, r: &Compiled) {
-        for spec in &r.setvars {
-            self.setvar(spec);
+        for sv in &r.setvars {
+            match sv {
+                SetVar::Parsed { key, remove, op, value } => {
+                    let value = if value.contains("%{") { Cow::Owned(self.expand(value)) } else { Cow::Borrowed(value.as_str()) };
+                    self.assign(key, *remove, *op, &value);
+                }
+                SetVar::Dynamic(spec) => {
+                    let spec = self.expand(spec);
+                    if let SetVar::Parsed { key, remove, op, value } = SetVar::parse(&spec) {
+                        self.assign(&key, remove, op, &value);
+                    }
+                }
+            }
         }
     }
 
-    fn setvar(&mut self, spec: &str) {
-        let spec = self.expand(spec);
-        let (target, value) = match spec.split_once('=') {
-            Some((t, v)) => (t.trim(), Some(v)),
-            None => (spec.trim(), None),
-        };
-        let (remove, target) = match target.strip_prefix('!') {
-            Some(t) => (true, t),
-            None => (false, target),
-        };
-        let Some(key) = target.to_ascii_lowercase().strip_prefix("tx.").map(str::to_string) else { return };
-        if self.pinned.contains(&key) {
+    fn assign(&mut self, key: &str, remove: bool, op: u8, value: &str) {
+        if !self.pinned.is_empty() && self.pinned.iter().any(|p| p == key) {
             return;
         }
         if remove {
-            self.tx.remove(&key);
+            self.tx.remove(key);
             return;
         }
-        let value = value.unwrap_or("1");
-        let current = self.tx.get(&key).map_or(0, |v| operators::numeric_value(v.as_bytes()));
-        let new = if let Some(n) = value.strip_prefix('+') {
-            (current + operators::numeric_value(n.as_bytes())).to_string()
-        } else if let Some(n) = value.strip_prefix('-') {
-            (current - operators::numeric_value(n.as_bytes())).to_string()
-        } else {
-            value.to_string()
+        let new = match op {
+            b'+' | b'-' => {
+                let current = self.tx.get(key).map_or(0, |v| operators::numeric_value(v.as_bytes()));
+                let n = operators::numeric_value(value.as_bytes());
+                (if op == b'+' { current + n } else { current - n }).to_string()
+            }
+            _ => value.to_string(),
         };
-        self.tx.insert(key, new);
+        match self.tx.get_mut(key) {
+            Some(slot) => *slot = new,
+            None => {
+                self.tx.insert(key.to_string(), new);
+            }
+        }
     }
 
     /// The actions of a fully matched rule (or chain): logging, ctl,

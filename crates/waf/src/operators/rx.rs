@@ -15,12 +15,52 @@
 //!
 //! `SecRule ARGS "@rx (?i)<script" "id:1,deny"`
 
-use regex::bytes::{Regex, RegexBuilder};
+use std::cell::RefCell;
+
+use regex::bytes::RegexBuilder;
+use regex_automata::{meta, util::syntax, Input};
+use thread_local::ThreadLocal;
 
 use super::{Operator, Vars};
 
-#[derive(Debug)]
-struct Rx(Regex);
+/// A compiled pattern with one search cache per thread: the gateway's
+/// workers each keep their own, so no two threads ever share (or wait for)
+/// a cache, which the `regex` crate's internal pool would make them do.
+struct Rx {
+    re: meta::Regex,
+    caches: ThreadLocal<RefCell<meta::Cache>>,
+}
+
+impl std::fmt::Debug for Rx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Rx").field(&self.re).finish()
+    }
+}
+
+impl Rx {
+    fn build(pattern: &str, unicode: bool) -> Result<Self, meta::BuildError> {
+        let re = meta::Builder::new()
+            .syntax(syntax::Config::new().unicode(unicode).utf8(false))
+            .configure(
+                meta::Config::new()
+                    .utf8_empty(false)
+                    .nfa_size_limit(Some(SIZE_LIMIT))
+                    .hybrid_cache_capacity(SIZE_LIMIT),
+            )
+            .build(pattern)?;
+        Ok(Rx { re, caches: ThreadLocal::new() })
+    }
+
+    fn with_cache<T>(&self, f: impl FnOnce(&meta::Regex, &mut meta::Cache) -> T) -> T {
+        let cell = self.caches.get_or(|| RefCell::new(self.re.create_cache()));
+        match cell.try_borrow_mut() {
+            Ok(mut cache) => f(&self.re, &mut cache),
+            // Re-entered on this thread (not done by the engine): a
+            // fresh cache rather than a panic.
+            Err(_) => f(&self.re, &mut self.re.create_cache()),
+        }
+    }
+}
 
 /// A pattern only a backtracking engine can run (look-around,
 /// back-references).
@@ -82,17 +122,24 @@ impl Operator for Backtracking {
 
 impl Operator for Rx {
     fn matches(&self, input: &[u8], _: Vars<'_>) -> bool {
-        self.0.is_match(input)
+        self.with_cache(|re, cache| re.search_half_with(cache, &Input::new(input).earliest(true)).is_some())
     }
 
-    fn captures(&self, input: &[u8], _: Vars<'_>) -> Option<Vec<Vec<u8>>> {
+    fn captures(&self, input: &[u8], vars: Vars<'_>) -> Option<Vec<Vec<u8>>> {
         // Most values do not match: the match test (DFA, prefilters) is far
         // cheaper than finding groups, which only a match needs.
-        if !self.0.is_match(input) {
+        if !self.matches(input, vars) {
             return None;
         }
-        let c = self.0.captures(input)?;
-        Some((0..c.len().min(10)).map(|i| c.get(i).map_or_else(Vec::new, |m| m.as_bytes().to_vec())).collect())
+        self.with_cache(|re, cache| {
+            let mut caps = re.create_captures();
+            re.search_captures_with(cache, &Input::new(input), &mut caps);
+            if !caps.is_match() {
+                return None;
+            }
+            let n = caps.group_len().min(10);
+            Some((0..n).map(|i| caps.get_group(i).map_or_else(Vec::new, |sp| input[sp.range()].to_vec())).collect())
+        })
     }
 }
 
@@ -107,9 +154,7 @@ pub fn rx(arg: &str) -> Result<Box<dyn Operator>, String> {
         return Ok(Box::new(WithMacros { pattern: arg.to_string(), cache: Default::default() }));
     }
     let pattern = byte_escapes(arg);
-    let build = |unicode: bool| {
-        RegexBuilder::new(&pattern).unicode(unicode).size_limit(SIZE_LIMIT).dfa_size_limit(SIZE_LIMIT).build()
-    };
+    let build = |unicode: bool| Rx::build(&pattern, unicode);
     let re = match build(false) {
         Ok(re) => re,
         Err(_) if !arg.is_ascii() => build(true).map_err(|e| format!("@rx: {e}"))?,
@@ -123,7 +168,7 @@ pub fn rx(arg: &str) -> Result<Box<dyn Operator>, String> {
             return Ok(Box::new(Backtracking(re)));
         }
     };
-    Ok(Box::new(Rx(re)))
+    Ok(Box::new(re))
 }
 
 /// Whether `pattern` needs the bounded backtracking engine.
