@@ -128,6 +128,10 @@ fn print_demo(
         "\nNo upstream configured: a demo app ({app}) runs behind the gateway.\n\
          Try, from another terminal:\n\n\
          \x20 curl -i {base}/api/hello                 # passes, with security headers added\n\
+         \x20 curl -i \"{base}/api/hello?id=1%27%20or%201=1--\"\n\
+         \x20                                          # SQL injection: 403 from the WAF, with the request id\n\
+         \x20 curl -i -d 'comment=<script>alert(1)</script>' {base}/api/echo\n\
+         \x20                                          # XSS in a form body: 403 before the app sees it\n\
          \x20 for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/api/hello; done; echo\n\
          \x20                                          # a burst: 200s, then 429 from the rate limit\n\
          \x20 curl -i {base}/.env; curl -i {base}/.git/config\n\
@@ -141,7 +145,10 @@ fn print_demo(
         println!("  curl http://{a}/metrics              # Prometheus metrics");
         println!("  rampart bans list                      # who is banned, and why");
     }
-    println!("\nEvents go to the audit log in the data directory (audit/; read it with `rampart audit tail`). Ctrl-C stops.\n");
+    println!(
+        "\nEvents go to the audit log in the data directory (audit/; read it with `rampart audit tail`), \
+         WAF matches also to waf.log there. Ctrl-C stops.\n"
+    );
 }
 
 async fn wait_for_stop() {
