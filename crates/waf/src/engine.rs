@@ -74,6 +74,8 @@ struct CompiledVar {
     exclusions: Vec<usize>,
     /// Whether the collection is one of [`STABLE`].
     stable: bool,
+    /// Its position in the transaction's variable table.
+    index: usize,
 }
 
 /// A `setvar`, parsed once: `tx.key=value`, `tx.key=+n`, `tx.key=-n`,
@@ -229,7 +231,7 @@ impl Engine {
     pub fn transaction(&self) -> Transaction<'_> {
         Transaction {
             engine: self,
-            vars: HashMap::default(),
+            vars: vec![Vec::new(); crate::names::VARIABLES.len()],
             tx: HashMap::default(),
             last_matched: Vec::new(),
             current: 0,
@@ -316,7 +318,8 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
                 .filter(|(_, x)| x.exclude && x.name == v.name)
                 .map(|(i, _)| i)
                 .collect();
-            Ok(CompiledVar { var: v.clone(), key_regex, exclusions, stable: STABLE.contains(&v.name) })
+            let index = crate::names::variable_index(v.name).unwrap_or(usize::MAX);
+            Ok(CompiledVar { var: v.clone(), key_regex, exclusions, stable: STABLE.contains(&v.name), index })
         })
         .collect::<Result<_, CompileError>>()?;
     let chained = match &r.chained {
@@ -477,7 +480,7 @@ const STABLE: &[&str] = &[
 pub struct Transaction<'e> {
     engine: &'e Engine,
     /// Request variables: name to (key, value) pairs.
-    vars: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
+    vars: Vec<Vec<(String, Vec<u8>)>>,
     tx: HashMap<String, String>,
     /// Transformed request values, by (collection, index, pipeline): CRS
     /// runs the same pipelines over the same values in rule after rule.
@@ -503,17 +506,21 @@ impl<'e> Transaction<'e> {
     /// Adds a value to a collection (`ARGS`, key `q`) or sets a single
     /// variable (`REQUEST_METHOD`, key empty).
     pub fn add(&mut self, name: &'static str, key: &str, value: &[u8]) {
-        self.vars.entry(name).or_default().push((key.to_string(), value.to_vec()));
+        if let Some(slot) = crate::names::variable_index(name).and_then(|i| self.vars.get_mut(i)) {
+            slot.push((key.to_string(), value.to_vec()));
+        }
     }
 
     /// Replaces a variable's values with one value.
     pub fn set(&mut self, name: &'static str, value: &[u8]) {
-        self.vars.insert(name, vec![(String::new(), value.to_vec())]);
+        if let Some(slot) = crate::names::variable_index(name).and_then(|i| self.vars.get_mut(i)) {
+            *slot = vec![(String::new(), value.to_vec())];
+        }
     }
 
     /// A variable's first value.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.vars.get(name).and_then(|v| v.first()).map(|(_, v)| v.as_slice())
+        self.vars.get(crate::names::variable_index(name)?).and_then(|v| v.first()).map(|(_, v)| v.as_slice())
     }
 
     /// A `TX` variable.
@@ -725,10 +732,11 @@ impl<'e> Transaction<'e> {
                     hit = test(&v, &mut captured);
                     if !hit {
                         for t in &r.transforms {
-                            let next = t(&v).into_owned();
-                            let changed = next != *v;
+                            // A transformation that changed nothing returns
+                            // its input borrowed: nothing new to test.
+                            let Cow::Owned(next) = t(&v) else { continue };
                             v = Cow::Owned(next);
-                            if changed && test(&v, &mut captured) {
+                            if test(&v, &mut captured) {
                                 hit = true;
                                 break;
                             }
@@ -804,7 +812,7 @@ impl<'e> Transaction<'e> {
                     self.tx.keys().filter(|k| selects(cv, k) && kept(cv, name, k)).count()
                 } else {
                     self.vars
-                        .get(name)
+                        .get(cv.index)
                         .map_or(0, |vs| vs.iter().filter(|(k, _)| selects(cv, k) && kept(cv, name, k)).count())
                 };
                 f(&format!("&{name}"), "", n.to_string().as_bytes(), None);
@@ -841,7 +849,7 @@ impl<'e> Transaction<'e> {
                         }
                     }
                 }
-            } else if let Some(values) = self.vars.get(name) {
+            } else if let Some(values) = self.vars.get(cv.index) {
                 for (i, (k, v)) in values.iter().enumerate() {
                     if selects(cv, k) && kept(cv, name, k) {
                         f(name, k, v, cv.stable.then_some((name.as_ptr() as usize, i)));
@@ -866,7 +874,7 @@ impl<'e> Transaction<'e> {
             Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
             None => (k.to_ascii_uppercase(), None),
         };
-        let values = self.vars.get(coll.as_str())?;
+        let values = self.vars.get(crate::names::variable_index(&coll)?)?;
         let found = match sub {
             Some(s) => values.iter().find(|(key, _)| key.eq_ignore_ascii_case(s)),
             None => values.first(),

@@ -261,6 +261,13 @@ pub const VARIABLES: &[&str] = &[
     "XML",
 ];
 
+/// The position of a variable, by its canonical (upper-case) name, in
+/// [`VARIABLES`]: the engine keeps a transaction's variables in a table
+/// indexed by it.
+pub fn variable_index(name: &str) -> Option<usize> {
+    VARIABLES.binary_search(&name).ok()
+}
+
 /// The canonical spelling of `name` in `table`, looked up without case.
 pub fn lookup(table: &'static [&'static str], name: &str) -> Option<&'static str> {
     table.iter().copied().find(|n| n.eq_ignore_ascii_case(name))
@@ -275,6 +282,13 @@ mod tests {
         assert_eq!(lookup(TRANSFORMATIONS, "base64decode"), Some("base64Decode"));
         assert_eq!(lookup(OPERATORS, "RX"), Some("rx"));
         assert_eq!(lookup(TRANSFORMATIONS, "urlDecodeUnii"), None);
+    }
+
+    #[test]
+    fn variables_are_sorted_for_their_index() {
+        assert!(VARIABLES.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(variable_index("ARGS").map(|i| VARIABLES[i]), Some("ARGS"));
+        assert_eq!(variable_index("args"), None);
     }
 
     #[test]
