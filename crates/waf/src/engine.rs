@@ -76,6 +76,8 @@ struct CompiledVar {
     stable: bool,
     /// Its position in the transaction's variable table.
     index: usize,
+    /// `TX:key`: the key in lower case, for a direct lookup.
+    tx_key: Option<String>,
 }
 
 /// A `setvar`, parsed once: `tx.key=value`, `tx.key=+n`, `tx.key=-n`,
@@ -319,7 +321,11 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
                 .map(|(i, _)| i)
                 .collect();
             let index = crate::names::variable_index(v.name).unwrap_or(usize::MAX);
-            Ok(CompiledVar { var: v.clone(), key_regex, exclusions, stable: STABLE.contains(&v.name), index })
+            let tx_key = match &v.selector {
+                Some(Selector::Key(k)) if v.name == "TX" => Some(k.to_ascii_lowercase()),
+                _ => None,
+            };
+            Ok(CompiledVar { var: v.clone(), key_regex, exclusions, stable: STABLE.contains(&v.name), index, tx_key })
         })
         .collect::<Result<_, CompileError>>()?;
     let chained = match &r.chained {
@@ -807,6 +813,17 @@ impl<'e> Transaction<'e> {
         };
         for cv in r.variables.iter().filter(|v| !v.var.exclude) {
             let name = cv.var.name;
+            // `TX:key`: one lookup, not a scan of every TX variable (CRS
+            // reads dozens of them by name in every transaction).
+            if let Some(k) = &cv.tx_key {
+                let found = self.tx.get_key_value(k.as_str()).filter(|(key, _)| kept(cv, name, key));
+                if cv.var.count {
+                    f(&format!("&{name}"), "", if found.is_some() { b"1" } else { b"0" }, None);
+                } else if let Some((key, v)) = found {
+                    f(name, key, v.as_bytes(), None);
+                }
+                continue;
+            }
             if cv.var.count {
                 let n = if name == "TX" {
                     self.tx.keys().filter(|k| selects(cv, k) && kept(cv, name, k)).count()
