@@ -68,7 +68,21 @@ fn main() {
                 remote_addr: "127.0.0.1",
                 unique_id: "x",
             };
-            verdict = Some(request::inspect(&mut t, &r));
+            let mut v = request::inspect(&mut t, &r);
+            if v == rampart_waf::engine::Verdict::Pass && std::env::var_os("REQUEST_ONLY").is_none() {
+                // The response side, as the gateway runs it for a small
+                // text/plain answer.
+                let rh: Vec<(String, Vec<u8>)> = vec![
+                    ("content-type".into(), b"text/plain".to_vec()),
+                    ("content-length".into(), b"20".to_vec()),
+                ];
+                request::load_response_head(&mut t, &request::ResponseData { status: 200, protocol: "HTTP/1.1", headers: &rh });
+                t.run_phase(3);
+                request::load_response_body(&mut t, b"hello from upstream\n");
+                v = t.run_phase(4);
+            }
+            t.run_phase(5);
+            verdict = Some(v);
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
         println!("{name}: {us:.1} us per request ({verdict:?})");
