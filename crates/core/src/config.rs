@@ -780,25 +780,29 @@ impl Config {
     fn validate_waf(&self) -> Result<(), ConfigError> {
         let w = &self.waf;
         let levels = std::iter::once(("waf.paranoia_level".to_string(), w.paranoia_level)).chain(
-            self.routes.iter().enumerate().filter_map(|(i, r)| {
-                r.waf.paranoia_level.map(|p| (format!("routes[{i}].waf.paranoia_level"), p))
-            }),
+            self.routes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.waf.paranoia_level.map(|p| (format!("routes[{i}].waf.paranoia_level"), p))),
         );
         for (key, level) in levels {
             if !(1..=4).contains(&level) {
                 return Err(invalid(&key, &level.to_string(), "a paranoia level from 1 to 4"));
             }
         }
-        let thresholds = [("waf.inbound_threshold".to_string(), w.inbound_threshold), ("waf.outbound_threshold".to_string(), w.outbound_threshold)]
+        let thresholds = [
+            ("waf.inbound_threshold".to_string(), w.inbound_threshold),
+            ("waf.outbound_threshold".to_string(), w.outbound_threshold),
+        ]
+        .into_iter()
+        .chain(self.routes.iter().enumerate().flat_map(|(i, r)| {
+            [
+                r.waf.inbound_threshold.map(|t| (format!("routes[{i}].waf.inbound_threshold"), t)),
+                r.waf.outbound_threshold.map(|t| (format!("routes[{i}].waf.outbound_threshold"), t)),
+            ]
             .into_iter()
-            .chain(self.routes.iter().enumerate().flat_map(|(i, r)| {
-                [
-                    r.waf.inbound_threshold.map(|t| (format!("routes[{i}].waf.inbound_threshold"), t)),
-                    r.waf.outbound_threshold.map(|t| (format!("routes[{i}].waf.outbound_threshold"), t)),
-                ]
-                .into_iter()
-                .flatten()
-            }));
+            .flatten()
+        }));
         for (key, t) in thresholds {
             if t == 0 {
                 return Err(invalid(&key, "0", "an anomaly score of at least 1"));
@@ -811,13 +815,24 @@ impl Config {
         );
         for (key, e) in exclusions {
             if e.ids().is_none() {
-                return Err(invalid(&format!("{key}.rule"), &e.rule, "a rule id or an id range such as \"942100-942199\""));
+                return Err(invalid(
+                    &format!("{key}.rule"),
+                    &e.rule,
+                    "a rule id or an id range such as \"942100-942199\"",
+                ));
             }
             if let Some(t) = &e.target {
                 let ok = !t.is_empty()
-                    && t.split_once(':').map_or(t.as_str(), |(n, _)| n).bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    && t.split_once(':')
+                        .map_or(t.as_str(), |(n, _)| n)
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
                 if !ok {
-                    return Err(invalid(&format!("{key}.target"), t, "a variable such as \"ARGS:password\" or \"REQUEST_COOKIES\""));
+                    return Err(invalid(
+                        &format!("{key}.target"),
+                        t,
+                        "a variable such as \"ARGS:password\" or \"REQUEST_COOKIES\"",
+                    ));
                 }
             }
         }

@@ -170,7 +170,11 @@ pub async fn collect(
 /// Reads an upstream response body until it ends or more than `limit`
 /// bytes arrived: the bytes read, and the rest of the body when it did not
 /// end. Each frame must arrive within `stall`.
-pub async fn read_prefix(mut body: Incoming, limit: usize, stall: Duration) -> Result<(Bytes, Option<Incoming>), String> {
+pub async fn read_prefix(
+    mut body: Incoming,
+    limit: usize,
+    stall: Duration,
+) -> Result<(Bytes, Option<Incoming>), String> {
     let mut buf = bytes::BytesMut::new();
     loop {
         if buf.len() > limit {

@@ -21,10 +21,10 @@ use crate::reject::{Offense, Reason};
 use crate::runtime::{Route, Runtime};
 use crate::stage::waf as waf_stage;
 use crate::stage::{csrf, ip_policy, rate_limit::Subject};
+use crate::Shared;
 use rampart_core::config::WafMode;
 use rampart_waf::engine::{Transaction, Verdict};
 use rampart_waf::request::{self, RequestData, ResponseData};
-use crate::Shared;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -596,8 +596,7 @@ impl Handler {
     ) -> Response<ResponseBody> {
         let (client, request_id) = (facts.client, facts.request_id.as_str());
         self.shared.metrics.rejection(reason);
-        let status =
-            StatusCode::from_u16(status.unwrap_or(reason.status())).unwrap_or(StatusCode::FORBIDDEN);
+        let status = StatusCode::from_u16(status.unwrap_or(reason.status())).unwrap_or(StatusCode::FORBIDDEN);
         let c = &rt.bans.config;
         let points = match reason.offense() {
             Offense::Limit => c.limit_score,

@@ -175,8 +175,11 @@ async fn idle_keep_alive_connections_are_closed() {
 async fn buffered_bodies_share_one_memory_budget() {
     let up = Upstream::start("a").await;
     // With the WAF off: it reads (so buffers) every body it inspects.
-    let g = gateway(&up.url(), "[limits]\nmax_body_bytes = 100000\nmax_buffered_body_bytes = 1000\n[waf]\nmode = \"off\"\n")
-        .await;
+    let g = gateway(
+        &up.url(),
+        "[limits]\nmax_body_bytes = 100000\nmax_buffered_body_bytes = 1000\n[waf]\nmode = \"off\"\n",
+    )
+    .await;
     // Announced sizes stream through: the budget does not apply.
     assert_eq!(request(g.http(), "POST", "/", &[], &"x".repeat(5000)).await.status, 200);
     // A chunked body larger than the whole budget: 503, nothing forwarded.

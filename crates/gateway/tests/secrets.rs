@@ -38,7 +38,9 @@ async fn a_secret_sent_through_the_gateway_never_appears_in_any_file() {
         ("user-agent", &*format!("client/1.0 key={aws}")),
     ];
     // Served, rejected (CSRF), and over a limit: every logging path runs.
-    let ok = request(g.http(), "GET", &format!("/cards/{card}/owner/{email}/profile?password={password}"), &headers, "").await;
+    let ok =
+        request(g.http(), "GET", &format!("/cards/{card}/owner/{email}/profile?password={password}"), &headers, "")
+            .await;
     assert_eq!(ok.status, 200);
     let refused = request(
         g.http(),

@@ -148,7 +148,8 @@ async fn repeated_attacks_get_the_client_banned() {
 async fn broken_rules_are_a_clear_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("bad.conf");
-    std::fs::write(&rules, "SecRule ARGS \"@rx ok\" \"id:1,phase:2,deny\"\nSecRule ARGS \"@frob x\" \"id:2\"\n").unwrap();
+    std::fs::write(&rules, "SecRule ARGS \"@rx ok\" \"id:1,phase:2,deny\"\nSecRule ARGS \"@frob x\" \"id:2\"\n")
+        .unwrap();
     let text = format!(
         "data_dir = {:?}\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"\"\nadmin = \"\"\n[waf]\ncrs_dir = {:?}\n",
         dir.path(),

@@ -35,9 +35,16 @@ fn main() {
     let form: String = (0..35).map(|i| format!("field{i:02}=value+number+{i:02}+ok")).collect::<Vec<_>>().join("&");
     let json = format!(
         "{{\"order\":{{\"customer\":\"Jane Doe\",\"items\":[{}]}}}}",
-        (0..40).map(|i| format!("{{\"id\":{i},\"name\":\"item {i}\",\"tags\":[\"blue\",\"large\"],\"price\":{}.5}}", 12 + i)).collect::<Vec<_>>().join(",")
+        (0..40)
+            .map(|i| format!(
+                "{{\"id\":{i},\"name\":\"item {i}\",\"tags\":[\"blue\",\"large\"],\"price\":{}.5}}",
+                12 + i
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
     );
-    let cases: Vec<(&str, &str, &str, Vec<(String, Vec<u8>)>, Vec<u8>)> = vec![
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<(String, Vec<u8>)>, Vec<u8>);
+    let cases: Vec<Case<'_>> = vec![
         ("get_args", "GET", "/search?q=shoes&page=2&sort=price", headers(None), Vec::new()),
         ("form_1k", "POST", "/account", headers(Some("application/x-www-form-urlencoded")), form.into_bytes()),
         ("json_4k", "POST", "/api/orders", headers(Some("application/json")), json.into_bytes()),
@@ -72,11 +79,12 @@ fn main() {
             if v == rampart_waf::engine::Verdict::Pass && std::env::var_os("REQUEST_ONLY").is_none() {
                 // The response side, as the gateway runs it for a small
                 // text/plain answer.
-                let rh: Vec<(String, Vec<u8>)> = vec![
-                    ("content-type".into(), b"text/plain".to_vec()),
-                    ("content-length".into(), b"20".to_vec()),
-                ];
-                request::load_response_head(&mut t, &request::ResponseData { status: 200, protocol: "HTTP/1.1", headers: &rh });
+                let rh: Vec<(String, Vec<u8>)> =
+                    vec![("content-type".into(), b"text/plain".to_vec()), ("content-length".into(), b"20".to_vec())];
+                request::load_response_head(
+                    &mut t,
+                    &request::ResponseData { status: 200, protocol: "HTTP/1.1", headers: &rh },
+                );
                 t.run_phase(3);
                 request::load_response_body(&mut t, b"hello from upstream\n");
                 v = t.run_phase(4);

@@ -11,8 +11,8 @@
 //! [`Transaction::remove_target`] (rule exclusions).
 
 use std::borrow::Cow;
-use std::collections::HashMap as StdHashMap;
 use std::cell::RefCell;
+use std::collections::HashMap as StdHashMap;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -313,13 +313,8 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
                 ),
                 _ => None,
             };
-            let exclusions = r
-                .variables
-                .iter()
-                .enumerate()
-                .filter(|(_, x)| x.exclude && x.name == v.name)
-                .map(|(i, _)| i)
-                .collect();
+            let exclusions =
+                r.variables.iter().enumerate().filter(|(_, x)| x.exclude && x.name == v.name).map(|(i, _)| i).collect();
             let index = crate::names::variable_index(v.name).unwrap_or(usize::MAX);
             let tx_key = match &v.selector {
                 Some(Selector::Key(k)) if v.name == "TX" => Some(k.to_ascii_lowercase()),
@@ -381,7 +376,13 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
         chain,
         multi_match: actions.iter().any(|a| a.name == "multiMatch"),
         capture: actions.iter().any(|a| a.name == "capture"),
-        setvars: r.actions.iter().filter(|a| a.name == "setvar").filter_map(|a| a.value.as_deref()).map(SetVar::parse).collect(),
+        setvars: r
+            .actions
+            .iter()
+            .filter(|a| a.name == "setvar")
+            .filter_map(|a| a.value.as_deref())
+            .map(SetVar::parse)
+            .collect(),
         ctls,
         disruptive,
         skip_after: last("skipAfter"),
@@ -396,11 +397,13 @@ fn is_disruptive(name: &str) -> bool {
 }
 
 fn id_ranges(text: &str) -> Vec<(u64, u64)> {
-    text.split([' ', ',']).filter(|p| !p.is_empty()).filter_map(|part| {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
-    })
-    .collect()
+    text.split([' ', ','])
+        .filter(|p| !p.is_empty())
+        .filter_map(|part| {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {
@@ -482,6 +485,10 @@ const STABLE: &[&str] = &[
     "XML",
 ];
 
+/// Transformed values by (collection, index, pipeline); `None` when the
+/// pipeline left the value unchanged.
+type TransformCache = HashMap<(usize, usize, u32), Option<Vec<u8>>>;
+
 /// One request's evaluation state.
 pub struct Transaction<'e> {
     engine: &'e Engine,
@@ -490,7 +497,7 @@ pub struct Transaction<'e> {
     tx: HashMap<String, String>,
     /// Transformed request values, by (collection, index, pipeline): CRS
     /// runs the same pipelines over the same values in rule after rule.
-    transformed: RefCell<HashMap<(usize, usize, u32), Option<Vec<u8>>>>,
+    transformed: RefCell<TransformCache>,
     /// What the last matching rule matched: (variable name, value).
     last_matched: Vec<(String, Vec<u8>)>,
     /// Which of them is MATCHED_VAR now.
@@ -654,7 +661,9 @@ impl<'e> Transaction<'e> {
         self.removed_targets
             .iter()
             .filter(|(sel, _)| match sel {
-                RuleSel::Ids(ranges) => meta.id.is_some_and(|id| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id))),
+                RuleSel::Ids(ranges) => {
+                    meta.id.is_some_and(|id| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id)))
+                }
                 RuleSel::Tag(t) => meta.tags.iter().any(|x| x == t),
                 RuleSel::Msg(m) => meta.msg.as_deref() == Some(m.as_str()),
             })
@@ -796,7 +805,10 @@ impl<'e> Transaction<'e> {
         mut f: impl FnMut(&str, &str, &[u8], Option<(usize, usize)>),
     ) {
         let kept = |cv: &CompiledVar, name: &str, key: &str| {
-            (excluded.is_empty() || !excluded.iter().any(|t| t.name == name && t.key.as_deref().is_none_or(|k| k.eq_ignore_ascii_case(key))))
+            (excluded.is_empty()
+                || !excluded
+                    .iter()
+                    .any(|t| t.name == name && t.key.as_deref().is_none_or(|k| k.eq_ignore_ascii_case(key))))
                 && !cv.exclusions.iter().any(|&i| {
                     let x = &r.variables[i];
                     match (&x.var.selector, &x.key_regex) {
@@ -912,7 +924,11 @@ impl<'e> Transaction<'e> {
         for sv in &r.setvars {
             match sv {
                 SetVar::Parsed { key, remove, op, value } => {
-                    let value = if value.contains("%{") { Cow::Owned(self.expand(value)) } else { Cow::Borrowed(value.as_str()) };
+                    let value = if value.contains("%{") {
+                        Cow::Owned(self.expand(value))
+                    } else {
+                        Cow::Borrowed(value.as_str())
+                    };
                     self.assign(key, *remove, *op, &value);
                 }
                 SetVar::Dynamic(spec) => {

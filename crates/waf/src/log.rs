@@ -113,7 +113,9 @@ mod tests {
         t.run_phase(2);
         let c = Context { timestamp: "T", client: "192.0.2.1", hostname: "h", uri: "/p", unique_id: "u1" };
         let l = line(&t.matches()[0], Some(403), &c);
-        assert!(l.starts_with("T [client 192.0.2.1] Rampart: Access denied with code 403 (phase 2). Matched variable `ARGS:q'"));
+        assert!(l.starts_with(
+            "T [client 192.0.2.1] Rampart: Access denied with code 403 (phase 2). Matched variable `ARGS:q'"
+        ));
         assert!(l.contains("[file \"x.conf\"] [line \"1\"] [id \"42\"]"), "{l}");
         assert!(l.contains("[tag \"attack-x\"]") && l.ends_with("[unique_id \"u1\"]"), "{l}");
         assert!(!l.contains('\n'));

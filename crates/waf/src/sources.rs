@@ -88,7 +88,8 @@ pub fn crs_files(path: &Path, setup: Option<&Path>) -> Result<(Vec<PathBuf>, boo
     }
     let rules = if path.join("rules").is_dir() { path.join("rules") } else { path.to_path_buf() };
     let mut files = Vec::new();
-    let candidates = [setup.map(Path::to_path_buf), Some(path.join("crs-setup.conf")), Some(rules.join("crs-setup.conf"))];
+    let candidates =
+        [setup.map(Path::to_path_buf), Some(path.join("crs-setup.conf")), Some(rules.join("crs-setup.conf"))];
     let has_setup = match candidates.into_iter().flatten().find(|p| p.is_file()) {
         Some(s) => {
             files.push(s);
@@ -130,7 +131,12 @@ pub fn load_crs(path: &Path, setup: Option<&Path>) -> Result<(RuleSet, Vec<PathB
 }
 
 /// The setup file (or the prelude), `before`, then the rules, into `set`.
-fn load_crs_into(set: &mut RuleSet, path: &Path, setup: Option<&Path>, before: &[PathBuf]) -> Result<Vec<PathBuf>, ParseError> {
+fn load_crs_into(
+    set: &mut RuleSet,
+    path: &Path,
+    setup: Option<&Path>,
+    before: &[PathBuf],
+) -> Result<Vec<PathBuf>, ParseError> {
     let (mut files, has_setup) = crs_files(path, setup)?;
     let rules = if has_setup { files.split_off(1) } else { std::mem::take(&mut files) };
     if has_setup {

@@ -58,7 +58,8 @@ impl Waf {
     /// `previous`'s when neither the settings nor the files changed.
     pub fn build(config: &Config, previous: Option<&Waf>) -> Result<Self, ConfigError> {
         let w = &config.waf;
-        let needed = w.mode != WafMode::Off || config.routes.iter().any(|r| r.waf.mode.is_some_and(|m| m != WafMode::Off));
+        let needed =
+            w.mode != WafMode::Off || config.routes.iter().any(|r| r.waf.mode.is_some_and(|m| m != WafMode::Off));
         let invalid = |e: String| ConfigError::Invalid {
             origin: String::new(),
             key: if w.crs_dir.is_some() { "waf.crs_dir".into() } else { "waf.rules".into() },
@@ -79,7 +80,8 @@ impl Waf {
             match reused {
                 Some(r) => r,
                 None => {
-                    let loaded = rampart_waf::sources::load(w.crs_dir.as_deref(), &w.rules_before, &w.rules).map_err(|e| invalid(e.to_string()))?;
+                    let loaded = rampart_waf::sources::load(w.crs_dir.as_deref(), &w.rules_before, &w.rules)
+                        .map_err(|e| invalid(e.to_string()))?;
                     if let Some(warning) = &loaded.warning {
                         tracing::warn!("{warning}");
                     }
@@ -121,7 +123,7 @@ impl Waf {
     /// Whether a response with this `Content-Type` has its body inspected.
     pub fn inspects_body_of(&self, content_type: Option<&str>) -> bool {
         let essence = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        !essence.is_empty() && self.mime_types.iter().any(|m| *m == essence)
+        !essence.is_empty() && self.mime_types.contains(&essence)
     }
 }
 

@@ -55,7 +55,9 @@ enum Action {
 pub fn run(args: WafArgs) -> Result<ExitCode, CliError> {
     match args.action {
         Action::Check { rules } => check(&rules),
-        Action::Test { rules, tests, overrides, rule, verbose } => test(&rules, &tests, overrides.as_deref(), rule, verbose),
+        Action::Test { rules, tests, overrides, rule, verbose } => {
+            test(&rules, &tests, overrides.as_deref(), rule, verbose)
+        }
     }
 }
 

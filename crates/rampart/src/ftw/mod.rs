@@ -163,7 +163,11 @@ impl LogTail {
         let start = usize::try_from(self.offset).unwrap_or(0).min(bytes.len());
         self.offset = bytes.len() as u64;
         let marker = format!("[unique_id \"{id}\"]");
-        String::from_utf8_lossy(&bytes[start..]).lines().filter(|l| l.contains(&marker)).map(|l| l.to_string() + "\n").collect()
+        String::from_utf8_lossy(&bytes[start..])
+            .lines()
+            .filter(|l| l.contains(&marker))
+            .map(|l| l.to_string() + "\n")
+            .collect()
     }
 }
 

@@ -28,7 +28,7 @@ impl Operator for Contains {
         }
         memchr::memmem::find_iter(input, needle).any(|i| {
             !self.word
-                    || ((i == 0 || !is_word(input[i - 1])) && input.get(i + needle.len()).is_none_or(|b| !is_word(*b)))
+                || ((i == 0 || !is_word(input[i - 1])) && input.get(i + needle.len()).is_none_or(|b| !is_word(*b)))
         })
     }
 }

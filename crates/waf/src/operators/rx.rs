@@ -38,7 +38,7 @@ impl std::fmt::Debug for Rx {
 }
 
 impl Rx {
-    fn build(pattern: &str, unicode: bool) -> Result<Self, meta::BuildError> {
+    fn build(pattern: &str, unicode: bool) -> Result<Self, Box<meta::BuildError>> {
         let re = meta::Builder::new()
             .syntax(syntax::Config::new().unicode(unicode).utf8(false))
             .configure(
@@ -47,7 +47,8 @@ impl Rx {
                     .nfa_size_limit(Some(SIZE_LIMIT))
                     .hybrid_cache_capacity(SIZE_LIMIT),
             )
-            .build(pattern)?;
+            .build(pattern)
+            .map_err(Box::new)?;
         Ok(Rx { re, caches: ThreadLocal::new() })
     }
 
@@ -174,7 +175,8 @@ pub fn rx(arg: &str) -> Result<Box<dyn Operator>, String> {
 /// Whether `pattern` needs the bounded backtracking engine.
 pub fn is_backtracking(pattern: &str) -> bool {
     let p = byte_escapes(pattern);
-    !pattern.contains("%{") && RegexBuilder::new(&p).unicode(false).size_limit(SIZE_LIMIT).build().is_err()
+    !pattern.contains("%{")
+        && RegexBuilder::new(&p).unicode(false).size_limit(SIZE_LIMIT).build().is_err()
         && (pattern.is_ascii() || RegexBuilder::new(&p).size_limit(SIZE_LIMIT).build().is_err())
 }
 
