@@ -315,10 +315,11 @@ impl Handler {
         let ts = rfc3339(SystemTime::now());
         let client = facts.client.to_string();
         let path = masker.mask_str(facts.uri.path());
+        let host = masker.mask_str(&facts.host);
         let context = rampart_waf::log::Context {
             timestamp: &ts,
             client: &client,
-            hostname: &facts.host,
+            hostname: &host,
             uri: &path,
             unique_id: &facts.request_id,
         };
@@ -326,7 +327,14 @@ impl Handler {
         let mut lines = String::new();
         for m in &logged {
             if rt.waf.log.is_some() {
-                lines.push_str(&masker.mask_str(&rampart_waf::log::line(m, Some(status), &context)));
+                // Only what the request put in the line can hold a secret:
+                // the message and data (macros over request values) and the
+                // variable's name; the rule's own text is left as it is.
+                let mut masked = (*m).clone();
+                masked.msg = masker.mask_str(&m.msg).into_owned();
+                masked.data = masker.mask_str(&m.data).into_owned();
+                masked.variable = masker.mask_str(&m.variable).into_owned();
+                lines.push_str(&rampart_waf::log::line(&masked, Some(status), &context));
                 lines.push('\n');
             }
             let mut event = Event::new("intrusion_detection", "waf-match")

@@ -234,7 +234,7 @@ impl Engine {
         Transaction {
             engine: self,
             vars: vec![Vec::new(); crate::names::VARIABLES.len()],
-            tx: HashMap::default(),
+            tx: HashMap::with_capacity_and_hasher(128, Default::default()),
             last_matched: Vec::new(),
             current: 0,
             transformed: RefCell::new(HashMap::with_capacity_and_hasher(128, Default::default())),
