@@ -1,0 +1,110 @@
+//! Where a repository's objects live. Objects are written once (to a
+//! temporary name, synced, then renamed into place, so a crash never
+//! leaves a half-written object under its real name) and never modified.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Object storage as a repository needs it.
+pub trait Backend: Send + Sync {
+    /// Stores `data` under `name` (replacing nothing: names are unique).
+    fn put(&self, name: &str, data: &[u8]) -> Result<()>;
+    /// The object `name`.
+    fn get(&self, name: &str) -> Result<Vec<u8>>;
+    /// Names of the objects under `prefix` (`snapshots/`).
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Removes `name`.
+    fn delete(&self, name: &str) -> Result<()>;
+    /// Whether `name` exists.
+    fn exists(&self, name: &str) -> Result<bool>;
+    /// Where, for messages.
+    fn location(&self) -> String;
+}
+
+/// A repository in a local directory.
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+impl LocalDir {
+    /// The repository at `root` (created on first write).
+    pub fn new(root: &Path) -> Self {
+        LocalDir { root: root.to_path_buf() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+impl Backend for LocalDir {
+    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(name);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        std::fs::create_dir_all(&dir).map_err(io(dir.display().to_string()))?;
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), crate::hex(&rand_bytes())));
+        let mut f = std::fs::File::create(&tmp).map_err(io(tmp.display().to_string()))?;
+        f.write_all(data).map_err(io(tmp.display().to_string()))?;
+        f.sync_all().map_err(io(tmp.display().to_string()))?;
+        std::fs::rename(&tmp, &path).map_err(io(path.display().to_string()))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        std::fs::read(&path).map_err(io(format!("{} ({})", name, path.display())))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let base = self.path(prefix);
+        let mut stack = vec![base.clone()];
+        while let Some(d) = stack.pop() {
+            let entries = match std::fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(d.display().to_string())(e)),
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if !e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    if let Ok(rel) = p.strip_prefix(&self.root) {
+                        out.push(rel.to_string_lossy().replace('\\', "/"));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        std::fs::remove_file(self.path(name)).map_err(io(name))
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.path(name).exists())
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b
+}
