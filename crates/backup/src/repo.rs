@@ -500,6 +500,54 @@ impl Repository {
         serde_json::from_slice(&plain).map_err(|_| Error::Damaged(format!("tree {}", hex(&id))))
     }
 
+    /// Checks the repository: every snapshot's trees and chunks are in the
+    /// index; with `read_data`, every pack is read, hashed, and every blob
+    /// decrypted and checked against its id. Returns one line per problem,
+    /// naming the snapshot, blob or pack.
+    pub fn check(&self, read_data: bool) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for (sid, snap) in self.snapshots()? {
+            let mut stack = vec![snap.tree.clone()];
+            while let Some(tid) = stack.pop() {
+                let tree = match self.load_tree(&tid) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problems.push(format!("snapshot {}: tree {tid}: {e}", &sid[..8]));
+                        continue;
+                    }
+                };
+                for n in &tree.nodes {
+                    if let Some(sub) = &n.subtree {
+                        stack.push(sub.clone());
+                    }
+                    for c in &n.content {
+                        if parse_id(c).is_none_or(|id| !self.index.contains_key(&id)) {
+                            problems.push(format!("snapshot {}: {}: chunk {c} is missing", &sid[..8], n.name));
+                        }
+                    }
+                }
+            }
+        }
+        if read_data {
+            let mut by_pack: HashMap<&str, Vec<&[u8; 32]>> = HashMap::new();
+            for (id, loc) in &self.index {
+                by_pack.entry(loc.pack.as_str()).or_default().push(id);
+            }
+            let mut packs: Vec<_> = by_pack.into_iter().collect();
+            packs.sort();
+            for (pack, ids) in packs {
+                let mut cache = None;
+                for id in ids {
+                    if let Err(e) = self.read_blob(id, &mut cache) {
+                        problems.push(format!("pack {pack}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
     /// Restores snapshot `id` (or `latest`) into `target`; every byte is
     /// checked against its chunk id before it is written.
     pub fn restore(&self, id: &str, target: &Path) -> Result<Restored> {

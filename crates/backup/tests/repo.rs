@@ -111,6 +111,7 @@ fn backup_restore_incremental_and_dedup() {
     let out3 = tmp.path().join("out3");
     Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap().restore("latest", &out3).unwrap();
     assert_eq!(files(&src), files(&out3.join("src")));
+    assert!(repo.check(true).unwrap().is_empty());
     let snaps = repo.snapshots().unwrap();
     assert_eq!(snaps.len(), 3);
     assert_eq!(snaps.last().unwrap().0, id3);
@@ -149,6 +150,9 @@ fn wrong_password_second_init_and_damaged_packs() {
     bytes[100] ^= 0x01;
     std::fs::write(victim, &bytes).unwrap();
     let r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    let problems = r.check(true).unwrap();
+    let name0 = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(problems.iter().any(|p| p.starts_with(&format!("pack {name0}"))), "{problems:?}");
     let err = r.restore("latest", &tmp.path().join("out")).err().unwrap();
     let name = victim.file_name().unwrap().to_string_lossy().into_owned();
     assert!(matches!(err, Error::Damaged(_)) && err.to_string().contains(&name), "{err}");
