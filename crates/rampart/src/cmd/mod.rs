@@ -1,6 +1,7 @@
 //! The command registry: one file per command, listed in [`Command`].
 
 mod audit;
+mod backup;
 mod bans;
 mod check_config;
 mod init;
@@ -29,6 +30,7 @@ enum Command {
     Bans(bans::BansArgs),
     Audit(audit::AuditArgs),
     Waf(waf::WafArgs),
+    Backup(backup::BackupArgs),
 }
 
 /// Runs the parsed command.
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bans(a) => bans::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Waf(a) => waf::run(a),
+        Command::Backup(a) => backup::run(a),
     }
 }
 

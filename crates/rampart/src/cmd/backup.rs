@@ -1,0 +1,163 @@
+//! `rampart backup`: encrypted, deduplicated backups in the repository
+//! format of docs/backup-format.md, with restic's command habits.
+//!
+//! The password comes from `RAMPART_BACKUP_PASSWORD` or `--password-file`,
+//! never from an argument (arguments show in process listings).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use rampart_backup::backend::LocalDir;
+use rampart_backup::repo::Repository;
+use zeroize::Zeroizing;
+
+use super::CliError;
+
+/// Encrypted, deduplicated backups.
+///
+/// Exit status: 0 done, 1 failed (the message says why), 4 the repository
+/// is damaged (check names the pack).
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    action: Action,
+    /// The repository (a directory)
+    #[arg(long, global = true, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    /// Read the password from this file's first line (else
+    /// RAMPART_BACKUP_PASSWORD)
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Create a repository
+    Init,
+    /// Back up paths into a new snapshot
+    Run {
+        /// Files and directories
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Labels for the snapshot
+        #[arg(long)]
+        tag: Vec<String>,
+    },
+    /// List snapshots
+    Snapshots,
+    /// Restore a snapshot (an id, a prefix of one, or `latest`)
+    Restore {
+        /// Snapshot
+        snapshot: String,
+        /// Where to write it
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+    },
+    /// Check the repository's structure; with --read-data, every byte
+    Check {
+        /// Read, decrypt and verify every pack
+        #[arg(long)]
+        read_data: bool,
+    },
+}
+
+pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
+    let repo_dir = args.repo.clone().ok_or_else(|| CliError::Other("--repo DIR is required".into()))?;
+    let password = password(args.password_file.as_deref())?;
+    let backend = Box::new(LocalDir::new(&repo_dir));
+    let fail = |e: rampart_backup::Error| match e {
+        rampart_backup::Error::Damaged(_) | rampart_backup::Error::MissingBlob(_) => CliError::Tampered(e.to_string()),
+        e => CliError::Other(e.to_string()),
+    };
+    match args.action {
+        Action::Init => {
+            let r = Repository::init(backend, &password).map_err(fail)?;
+            println!("created repository {} at {}", r.config().id, repo_dir.display());
+        }
+        Action::Run { paths, tag } => {
+            let mut r = Repository::open(backend, &password).map_err(fail)?;
+            let start = Instant::now();
+            let (id, snap) = r.backup(&paths, &tag).map_err(fail)?;
+            let s = &snap.summary;
+            if args.json {
+                println!("{}", serde_json::json!({"snapshot": id, "summary": s}));
+            } else {
+                let secs = start.elapsed().as_secs_f64();
+                println!(
+                    "snapshot {} saved: {} files, {} dirs, {:.1} MiB ({} files read, {:.1} MiB new) in {secs:.2} s ({:.0} MiB/s)",
+                    &id[..8],
+                    s.files,
+                    s.dirs,
+                    s.bytes as f64 / 1048576.0,
+                    s.files_read,
+                    s.new_bytes as f64 / 1048576.0,
+                    s.bytes as f64 / 1048576.0 / secs.max(1e-9)
+                );
+            }
+        }
+        Action::Snapshots => {
+            let r = Repository::open(backend, &password).map_err(fail)?;
+            let all = r.snapshots().map_err(fail)?;
+            if args.json {
+                let list: Vec<_> = all.iter().map(|(id, s)| serde_json::json!({"id": id, "snapshot": s})).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                println!("{:<10} {:<20} {:<12} paths", "id", "time (unix)", "host");
+                for (id, s) in &all {
+                    println!("{:<10} {:<20} {:<12} {}", &id[..8], s.time, s.hostname, s.paths.join(" "));
+                }
+                println!("{} snapshots", all.len());
+            }
+        }
+        Action::Restore { snapshot, target } => {
+            let r = Repository::open(backend, &password).map_err(fail)?;
+            let start = Instant::now();
+            let done = r.restore(&snapshot, &target).map_err(fail)?;
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "restored {} files, {:.1} MiB, every byte verified, in {secs:.2} s ({:.0} MiB/s) to {}",
+                done.files,
+                done.bytes as f64 / 1048576.0,
+                done.bytes as f64 / 1048576.0 / secs.max(1e-9),
+                target.display()
+            );
+        }
+        Action::Check { read_data } => {
+            let r = Repository::open(backend, &password).map_err(fail)?;
+            let problems = r.check(read_data).map_err(fail)?;
+            if !problems.is_empty() {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                return Err(CliError::Tampered(format!("{} problem(s) found", problems.len())));
+            }
+            println!("no problems found{}", if read_data { " (all data read and verified)" } else { "" });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The repository password: `--password-file`'s first line, or
+/// RAMPART_BACKUP_PASSWORD.
+fn password(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    if let Some(f) = file {
+        let text = Zeroizing::new(std::fs::read(f).map_err(|e| CliError::Other(format!("{}: {e}", f.display())))?);
+        let line = text.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(CliError::Other(format!("{}: the password file is empty", f.display())));
+        }
+        return Ok(Zeroizing::new(line.to_vec()));
+    }
+    match std::env::var_os("RAMPART_BACKUP_PASSWORD") {
+        Some(p) if !p.is_empty() => Ok(Zeroizing::new(p.into_encoded_bytes())),
+        _ => Err(CliError::Other(
+            "no repository password: set RAMPART_BACKUP_PASSWORD or pass --password-file FILE".into(),
+        )),
+    }
+}
