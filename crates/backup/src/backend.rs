@@ -15,6 +15,12 @@ pub trait Backend: Send + Sync {
     fn get(&self, name: &str) -> Result<Vec<u8>>;
     /// Names of the objects under `prefix` (`snapshots/`).
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// `length` bytes of `name` from `offset`.
+    fn get_range(&self, name: &str, offset: u64, length: usize) -> Result<Vec<u8>> {
+        let all = self.get(name)?;
+        let start = usize::try_from(offset).map_err(|_| crate::Error::Damaged(name.to_string()))?;
+        all.get(start..start + length).map(<[u8]>::to_vec).ok_or_else(|| crate::Error::Damaged(name.to_string()))
+    }
     /// Removes `name`.
     fn delete(&self, name: &str) -> Result<()>;
     /// Whether `name` exists.
@@ -63,6 +69,19 @@ impl Backend for LocalDir {
     fn get(&self, name: &str) -> Result<Vec<u8>> {
         let path = self.path(name);
         std::fs::read(&path).map_err(io(format!("{} ({})", name, path.display())))
+    }
+
+    fn get_range(&self, name: &str, offset: u64, length: usize) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path(name);
+        let mut f = std::fs::File::open(&path).map_err(io(name))?;
+        f.seek(SeekFrom::Start(offset)).map_err(io(name))?;
+        let mut buf = vec![0u8; length];
+        f.read_exact(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => crate::Error::Damaged(format!("{name} (truncated)")),
+            _ => crate::Error::Io { what: name.to_string(), source: e },
+        })?;
+        Ok(buf)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {

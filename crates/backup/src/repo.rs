@@ -69,7 +69,7 @@ struct IndexFile {
 /// A snapshot object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// When it was taken (RFC 3339 seconds since the epoch).
+    /// When it was taken, nanoseconds since the epoch (orders snapshots).
     pub time: u64,
     /// The machine.
     pub hostname: String,
@@ -305,7 +305,7 @@ impl Repository {
         }
         summary.duration_ms = start.elapsed().as_millis() as u64;
         let snap = Snapshot {
-            time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
             hostname: std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
             paths: names,
             tags: tags.to_vec(),
@@ -467,22 +467,33 @@ impl Repository {
         Ok(())
     }
 
-    /// A blob's plaintext, checked against its id.
+    /// A blob's plaintext, checked against its id. With `cache`, whole
+    /// packs are read and hashed (`check --read-data`); without, only the
+    /// blob's bytes are read (each is authenticated on its own).
     fn read_blob(&self, id: &[u8; 32], cache: &mut Option<(String, Vec<u8>)>) -> Result<Vec<u8>> {
+        self.read_blob_at(id, Some(cache))
+    }
+
+    fn read_blob_at(&self, id: &[u8; 32], cache: Option<&mut Option<(String, Vec<u8>)>>) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or_else(|| Error::MissingBlob(hex(id)))?;
-        if cache.as_ref().is_none_or(|(p, _)| *p != loc.pack) {
-            let name = format!("data/{}/{}", &loc.pack[..2], loc.pack);
-            let data = self.backend.get(&name)?;
-            if hex(&sha256(&data)) != loc.pack {
-                return Err(Error::Damaged(name));
-            }
-            *cache = Some((loc.pack.clone(), data));
-        }
-        let pack = &cache.as_ref().ok_or_else(|| Error::MissingBlob(hex(id)))?.1;
+        let name = format!("data/{}/{}", &loc.pack[..2], loc.pack);
         let what = format!("blob {} in pack {}", hex(id), loc.pack);
-        let start = usize::try_from(loc.offset).map_err(|_| Error::Damaged(what.clone()))?;
-        let sealed = pack.get(start..start + loc.length as usize).ok_or_else(|| Error::Damaged(what.clone()))?;
-        let stored = self.keys.open(sealed, &blob_aad(id, loc.kind, loc.compressed), &what)?;
+        let sealed = match cache {
+            Some(cache) => {
+                if cache.as_ref().is_none_or(|(p, _)| *p != loc.pack) {
+                    let data = self.backend.get(&name)?;
+                    if hex(&sha256(&data)) != loc.pack {
+                        return Err(Error::Damaged(name));
+                    }
+                    *cache = Some((loc.pack.clone(), data));
+                }
+                let pack = &cache.as_ref().ok_or_else(|| Error::MissingBlob(hex(id)))?.1;
+                let start = usize::try_from(loc.offset).map_err(|_| Error::Damaged(what.clone()))?;
+                pack.get(start..start + loc.length as usize).ok_or_else(|| Error::Damaged(what.clone()))?.to_vec()
+            }
+            None => self.backend.get_range(&name, loc.offset, loc.length as usize)?,
+        };
+        let stored = self.keys.open(&sealed, &blob_aad(id, loc.kind, loc.compressed), &what)?;
         let plain = if loc.compressed {
             zstd::bulk::decompress(&stored, loc.plain as usize).map_err(|_| Error::Damaged(what.clone()))?
         } else {
@@ -496,7 +507,7 @@ impl Repository {
 
     fn load_tree(&self, id: &str) -> Result<Tree> {
         let id = parse_id(id).ok_or_else(|| Error::Damaged(format!("tree id {id}")))?;
-        let plain = self.read_blob(&id, &mut None)?;
+        let plain = self.read_blob_at(&id, None)?;
         serde_json::from_slice(&plain).map_err(|_| Error::Damaged(format!("tree {}", hex(&id))))
     }
 
@@ -584,7 +595,7 @@ impl Repository {
                     let mut f = std::fs::File::create(&path).map_err(io(&path))?;
                     for c in &n.content {
                         let id = parse_id(c).ok_or_else(|| Error::Damaged(format!("chunk id {c}")))?;
-                        let data = self.read_blob(&id, cache)?;
+                        let data = self.read_blob_at(&id, None)?;
                         f.write_all(&data).map_err(io(&path))?;
                         out.bytes += data.len() as u64;
                     }

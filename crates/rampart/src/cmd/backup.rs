@@ -107,9 +107,11 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
                 let list: Vec<_> = all.iter().map(|(id, s)| serde_json::json!({"id": id, "snapshot": s})).collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
-                println!("{:<10} {:<20} {:<12} paths", "id", "time (unix)", "host");
+                println!("{:<10} {:<22} {:<12} paths", "id", "time (UTC)", "host");
                 for (id, s) in &all {
-                    println!("{:<10} {:<20} {:<12} {}", &id[..8], s.time, s.hostname, s.paths.join(" "));
+                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(s.time);
+                    let when = humantime::format_rfc3339_seconds(when).to_string();
+                    println!("{:<10} {:<22} {:<12} {}", &id[..8], when, s.hostname, s.paths.join(" "));
                 }
                 println!("{} snapshots", all.len());
             }
