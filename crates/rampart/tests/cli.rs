@@ -439,3 +439,69 @@ fn waf_test_reports_failures_against_a_rule_set_that_misses_them() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(" failed,") && !stdout.contains(" 0 failed"), "{stdout}");
 }
+
+/// `rampart backup`: the password only from the environment or a file,
+/// a round trip through init, run, snapshots, restore and check, and
+/// damage reported with exit 4.
+#[test]
+fn backup_commands_round_trip_and_report_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    std::fs::write(src.join("sub/b.bin"), vec![7u8; 300_000]).unwrap();
+    let repo = dir.path().join("repo");
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut c = rampart();
+        c.arg("backup").args(args).arg("--repo").arg(&repo);
+        c.env_remove("RAMPART_BACKUP_PASSWORD");
+        if let Some(p) = password {
+            c.env("RAMPART_BACKUP_PASSWORD", p);
+        }
+        c.output().unwrap()
+    };
+    let out = run(&["init"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RAMPART_BACKUP_PASSWORD"), "{out:?}");
+    assert!(run(&["init"], Some("pw-for-tests")).status.success());
+    let pwfile = dir.path().join("pw");
+    std::fs::write(&pwfile, "pw-for-tests\n").unwrap();
+    let out = rampart()
+        .args(["backup", "run", "--repo"])
+        .arg(&repo)
+        .arg("--password-file")
+        .arg(&pwfile)
+        .arg(&src)
+        .env_remove("RAMPART_BACKUP_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 files"), "{out:?}");
+    let out = run(&["snapshots", "--json"], Some("pw-for-tests"));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let target = dir.path().join("restored");
+    let out = rampart()
+        .args(["backup", "restore", "latest", "--repo"])
+        .arg(&repo)
+        .arg("--target")
+        .arg(&target)
+        .env("RAMPART_BACKUP_PASSWORD", "pw-for-tests")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(target.join("src/sub/b.bin")).unwrap(), vec![7u8; 300_000]);
+    assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
+    assert_eq!(run(&["snapshots"], Some("not it")).status.code(), Some(1));
+    // Damage one pack: check --read-data exits 4 naming it.
+    let data = repo.join("data");
+    let sub = std::fs::read_dir(&data).unwrap().flatten().next().unwrap().path();
+    let pack = std::fs::read_dir(&sub).unwrap().flatten().next().unwrap().path();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[10] ^= 0x80;
+    std::fs::write(&pack, &bytes).unwrap();
+    let out = run(&["check", "--read-data"], Some("pw-for-tests"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&name), "{out:?}");
+}
