@@ -566,8 +566,7 @@ impl Repository {
         std::fs::create_dir_all(target).map_err(io(target))?;
         let root = self.load_tree(&snap.tree)?;
         let mut out = Restored::default();
-        let mut cache = None;
-        self.restore_tree(&root, target, &mut out, &mut cache)?;
+        self.restore_tree(&root, target, &mut out)?;
         Ok(out)
     }
 
@@ -588,7 +587,7 @@ impl Repository {
                     std::fs::create_dir_all(&path).map_err(io(&path))?;
                     if let Some(sub) = &n.subtree {
                         let t = self.load_tree(sub)?;
-                        self.restore_tree(&t, &path, out, cache)?;
+                        self.restore_tree(&t, &path, out)?;
                     }
                 }
                 "file" => {
