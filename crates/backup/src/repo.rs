@@ -570,13 +570,7 @@ impl Repository {
         Ok(out)
     }
 
-    fn restore_tree(
-        &self,
-        tree: &Tree,
-        dir: &Path,
-        out: &mut Restored,
-        cache: &mut Option<(String, Vec<u8>)>,
-    ) -> Result<()> {
+    fn restore_tree(&self, tree: &Tree, dir: &Path, out: &mut Restored) -> Result<()> {
         for n in &tree.nodes {
             if n.name.contains('/') || n.name == ".." || n.name == "." {
                 return Err(Error::Damaged(format!("tree entry name {:?}", n.name)));
