@@ -52,11 +52,15 @@ struct Location {
     kind: u8,
 }
 
+/// An index entry: blob id, kind, offset, stored length, plaintext
+/// length, compressed.
+type IndexEntry = (String, u8, u64, u32, u32, bool);
+
 /// One pack's entries in an index object.
 #[derive(Serialize, Deserialize)]
 struct IndexPack {
     id: String,
-    blobs: Vec<(String, u8, u64, u32, u32, bool)>,
+    blobs: Vec<IndexEntry>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -115,6 +119,43 @@ pub struct Restored {
     pub files: u64,
     /// Bytes written, every one checked against its chunk id.
     pub bytes: u64,
+}
+
+/// Which snapshots `forget` keeps: the newest `last`, and the newest
+/// snapshot of each of the most recent `hourly` hours, `daily` days, ...
+/// (UTC), as restic's `--keep-*` options do.
+#[derive(Clone, Debug, Default)]
+pub struct KeepPolicy {
+    /// Newest snapshots.
+    pub last: usize,
+    /// One per hour.
+    pub hourly: usize,
+    /// One per day.
+    pub daily: usize,
+    /// One per week.
+    pub weekly: usize,
+    /// One per month (30 days).
+    pub monthly: usize,
+    /// One per year (365 days).
+    pub yearly: usize,
+}
+
+impl KeepPolicy {
+    /// Whether the policy keeps nothing at all (refused: use no policy).
+    pub fn is_empty(&self) -> bool {
+        self.last + self.hourly + self.daily + self.weekly + self.monthly + self.yearly == 0
+    }
+}
+
+/// What `prune` did.
+#[derive(Clone, Debug, Default)]
+pub struct Pruned {
+    /// Packs deleted.
+    pub packs_deleted: usize,
+    /// Packs rewritten with only their used blobs.
+    pub packs_repacked: usize,
+    /// Bytes of unused blobs removed.
+    pub bytes_freed: u64,
 }
 
 /// An open repository.
@@ -509,6 +550,157 @@ impl Repository {
         let id = parse_id(id).ok_or_else(|| Error::Damaged(format!("tree id {id}")))?;
         let plain = self.read_blob_at(&id, None)?;
         serde_json::from_slice(&plain).map_err(|_| Error::Damaged(format!("tree {}", hex(&id))))
+    }
+
+    /// Removes the snapshots `policy` does not keep; returns their ids.
+    /// Their data stays until `prune`.
+    pub fn forget(&self, policy: &KeepPolicy) -> Result<Vec<String>> {
+        if policy.is_empty() {
+            return Err(Error::Repository("a policy that keeps nothing: give at least one --keep-* option".into()));
+        }
+        let mut all = self.snapshots()?;
+        all.reverse(); // newest first
+        let mut keep = vec![false; all.len()];
+        for k in keep.iter_mut().take(policy.last) {
+            *k = true;
+        }
+        const HOUR: u64 = 3_600_000_000_000;
+        for (count, unit) in [
+            (policy.hourly, HOUR),
+            (policy.daily, 24 * HOUR),
+            (policy.weekly, 7 * 24 * HOUR),
+            (policy.monthly, 30 * 24 * HOUR),
+            (policy.yearly, 365 * 24 * HOUR),
+        ] {
+            let mut seen = Vec::new();
+            for (i, (_, s)) in all.iter().enumerate() {
+                let bucket = s.time / unit;
+                if seen.len() < count && !seen.contains(&bucket) {
+                    seen.push(bucket);
+                    keep[i] = true;
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for ((id, _), kept) in all.iter().zip(keep) {
+            if !kept {
+                self.backend.delete(&format!("snapshots/{id}"))?;
+                removed.push(id.clone());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the data no snapshot needs, in an order that a crash at any
+    /// point cannot make lose data a snapshot references
+    /// (docs/backup-format.md, "Prune, crash safety"): used blobs of
+    /// partly used packs are copied into new packs, one new index covering
+    /// every remaining pack is written (superseding the old ones), and only
+    /// then are the old indexes and the unused packs deleted.
+    pub fn prune(&mut self) -> Result<Pruned> {
+        // Every blob a snapshot reaches.
+        let mut used = std::collections::HashSet::new();
+        for (_, snap) in self.snapshots()? {
+            let mut stack = vec![snap.tree.clone()];
+            while let Some(tid) = stack.pop() {
+                let id = parse_id(&tid).ok_or_else(|| Error::Damaged(format!("tree id {tid}")))?;
+                if !used.insert(id) {
+                    continue;
+                }
+                let tree = self.load_tree(&tid)?;
+                for n in tree.nodes {
+                    stack.extend(n.subtree);
+                    for c in n.content {
+                        used.insert(parse_id(&c).ok_or_else(|| Error::Damaged(format!("chunk id {c}")))?);
+                    }
+                }
+            }
+        }
+        let mut by_pack: HashMap<String, Vec<([u8; 32], Location)>> = HashMap::new();
+        for (id, loc) in &self.index {
+            by_pack.entry(loc.pack.clone()).or_default().push((*id, loc.clone()));
+        }
+        let mut out = Pruned::default();
+        let mut doomed = Vec::new();
+        let mut w = PackWriter { buf: Vec::new(), entries: Vec::new() };
+        let mut fresh = IndexFile::default();
+        let mut new_index: HashMap<[u8; 32], Location> = HashMap::new();
+        for (pack, blobs) in by_pack {
+            let live = blobs.iter().filter(|(id, _)| used.contains(id)).count();
+            if live == blobs.len() {
+                for (id, loc) in blobs {
+                    new_index.insert(id, loc);
+                }
+                continue;
+            }
+            let name = format!("data/{}/{pack}", &pack[..2]);
+            out.bytes_freed +=
+                blobs.iter().filter(|(id, _)| !used.contains(id)).map(|(_, l)| u64::from(l.length)).sum::<u64>();
+            if live > 0 {
+                // Copy the live blobs as they are: sealed blobs carry their
+                // own authentication, whatever pack holds them.
+                for (id, loc) in blobs.iter().filter(|(id, _)| used.contains(id)) {
+                    let sealed = self.backend.get_range(&name, loc.offset, loc.length as usize)?;
+                    let offset = w.buf.len() as u64;
+                    w.buf.extend_from_slice(&sealed);
+                    w.entries.push((*id, loc.kind, offset, loc.length, loc.plain, loc.compressed));
+                    if w.buf.len() >= PACK_TARGET {
+                        self.write_pack(&mut w, &mut fresh, &mut new_index)?;
+                    }
+                }
+                out.packs_repacked += 1;
+            } else {
+                out.packs_deleted += 1;
+            }
+            doomed.push(name);
+        }
+        self.write_pack(&mut w, &mut fresh, &mut new_index)?;
+        if doomed.is_empty() {
+            return Ok(out);
+        }
+        // One index for everything that remains, superseding the old ones.
+        let old: Vec<String> = self.backend.list("index/")?;
+        let mut all = IndexFile {
+            packs: Vec::new(),
+            supersedes: old.iter().map(|n| n.trim_start_matches("index/").to_string()).collect(),
+        };
+        let mut packs: HashMap<String, Vec<IndexEntry>> = HashMap::new();
+        for (id, l) in &new_index {
+            packs.entry(l.pack.clone()).or_default().push((hex(id), l.kind, l.offset, l.length, l.plain, l.compressed));
+        }
+        all.packs = packs.into_iter().map(|(id, blobs)| IndexPack { id, blobs }).collect();
+        let plain = serde_json::to_vec(&all).map_err(|e| Error::Repository(e.to_string()))?;
+        let data = self.keys.envelope("index", &plain);
+        self.backend.put(&format!("index/{}", hex(&sha256(&data))), &data)?;
+        // Only now may anything go.
+        for n in &old {
+            self.backend.delete(n)?;
+        }
+        for name in &doomed {
+            self.backend.delete(name)?;
+        }
+        self.index = new_index;
+        Ok(out)
+    }
+
+    /// Writes the pack being filled during a prune and records its blobs.
+    fn write_pack(
+        &mut self,
+        w: &mut PackWriter,
+        fresh: &mut IndexFile,
+        new_index: &mut HashMap<[u8; 32], Location>,
+    ) -> Result<()> {
+        if w.entries.is_empty() {
+            return Ok(());
+        }
+        let entries = w.entries.clone();
+        self.flush_pack(w, fresh)?;
+        if let Some(p) = fresh.packs.last() {
+            for (id, kind, offset, length, plain, compressed) in entries {
+                new_index.insert(id, Location { pack: p.id.clone(), offset, length, plain, compressed, kind });
+            }
+        }
+        Ok(())
     }
 
     /// Checks the repository: every snapshot's trees and chunks are in the

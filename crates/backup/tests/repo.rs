@@ -157,3 +157,50 @@ fn wrong_password_second_init_and_damaged_packs() {
     let name = victim.file_name().unwrap().to_string_lossy().into_owned();
     assert!(matches!(err, Error::Damaged(_)) && err.to_string().contains(&name), "{err}");
 }
+
+#[test]
+fn forget_and_prune_keep_what_snapshots_need() {
+    use rampart_backup::repo::KeepPolicy;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    dataset(&src);
+    let repo_dir = tmp.path().join("repo");
+    let mut repo = Repository::init(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    // Three versions of a big file that then goes away.
+    for seed in 1..=3u64 {
+        std::fs::write(src.join("churn.bin"), pseudo_random(2 << 20, seed)).unwrap();
+        repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    }
+    std::fs::remove_file(src.join("churn.bin")).unwrap();
+    repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let before = repo_size(&repo_dir);
+    assert!(repo.forget(&KeepPolicy::default()).is_err(), "an empty policy is refused");
+    let removed = repo.forget(&KeepPolicy { last: 1, ..Default::default() }).unwrap();
+    assert_eq!(removed.len(), 4);
+    let old_indexes: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(repo_dir.join("index"))
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    let pruned = repo.prune().unwrap();
+    assert!(pruned.bytes_freed >= 6 << 20, "{pruned:?}");
+    let after = repo_size(&repo_dir);
+    assert!(after + (6 << 20) <= before, "{before} -> {after}");
+    // A crash between writing the new index and deleting the old ones
+    // leaves both: the new one supersedes them, so nothing points at the
+    // deleted packs.
+    for (path, bytes) in &old_indexes {
+        std::fs::write(path, bytes).unwrap();
+    }
+    // What is left restores exactly and checks clean, from a fresh open.
+    let r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    assert!(r.check(true).unwrap().is_empty());
+    let out = tmp.path().join("out");
+    r.restore("latest", &out).unwrap();
+    assert_eq!(files(&src), files(&out.join("src")));
+    // A second prune has nothing to do.
+    let mut r = r;
+    let again = r.prune().unwrap();
+    assert_eq!((again.packs_deleted, again.packs_repacked), (0, 0));
+}

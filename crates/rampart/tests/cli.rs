@@ -493,10 +493,23 @@ fn backup_commands_round_trip_and_report_damage() {
     assert_eq!(std::fs::read(target.join("src/sub/b.bin")).unwrap(), vec![7u8; 300_000]);
     assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
     assert_eq!(run(&["snapshots"], Some("not it")).status.code(), Some(1));
+    // Retention: a second snapshot, then keep only the newest, and prune.
+    std::fs::write(src.join("a.txt"), b"alpha, changed\n").unwrap();
+    assert!(run(&["run", src.to_str().unwrap()], Some("pw-for-tests")).status.success());
+    assert_eq!(run(&["forget"], Some("pw-for-tests")).status.code(), Some(1), "an empty policy is refused");
+    let out = run(&["forget", "--keep-last", "1", "--prune"], Some("pw-for-tests"));
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 snapshot"), "{out:?}");
+    assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
     // Damage one pack: check --read-data exits 4 naming it.
     let data = repo.join("data");
-    let sub = std::fs::read_dir(&data).unwrap().flatten().next().unwrap().path();
-    let pack = std::fs::read_dir(&sub).unwrap().flatten().next().unwrap().path();
+    let pack = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .next()
+        .unwrap();
     let mut bytes = std::fs::read(&pack).unwrap();
     bytes[10] ^= 0x80;
     std::fs::write(&pack, &bytes).unwrap();

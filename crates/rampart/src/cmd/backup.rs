@@ -58,6 +58,33 @@ enum Action {
         #[arg(long, value_name = "DIR")]
         target: PathBuf,
     },
+    /// Remove snapshots outside a retention policy (and with --prune, the
+    /// data only they needed)
+    Forget {
+        /// Keep the newest N snapshots
+        #[arg(long, default_value_t = 0)]
+        keep_last: usize,
+        /// Keep one snapshot for each of the last N hours
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: usize,
+        /// ... days
+        #[arg(long, default_value_t = 0)]
+        keep_daily: usize,
+        /// ... weeks
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: usize,
+        /// ... months
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: usize,
+        /// ... years
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: usize,
+        /// Prune afterwards
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Delete data no snapshot needs (crash-safe: docs/backup-format.md)
+    Prune,
     /// Check the repository's structure; with --read-data, every byte
     Check {
         /// Read, decrypt and verify every pack
@@ -129,6 +156,26 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
                 target.display()
             );
         }
+        Action::Forget { keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, prune } => {
+            let mut r = Repository::open(backend, &password).map_err(fail)?;
+            let policy = rampart_backup::repo::KeepPolicy {
+                last: keep_last,
+                hourly: keep_hourly,
+                daily: keep_daily,
+                weekly: keep_weekly,
+                monthly: keep_monthly,
+                yearly: keep_yearly,
+            };
+            let removed = r.forget(&policy).map_err(fail)?;
+            println!("removed {} snapshot(s)", removed.len());
+            if prune {
+                report_prune(&r.prune().map_err(fail)?);
+            }
+        }
+        Action::Prune => {
+            let mut r = Repository::open(backend, &password).map_err(fail)?;
+            report_prune(&r.prune().map_err(fail)?);
+        }
         Action::Check { read_data } => {
             let r = Repository::open(backend, &password).map_err(fail)?;
             let problems = r.check(read_data).map_err(fail)?;
@@ -142,6 +189,15 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn report_prune(p: &rampart_backup::repo::Pruned) {
+    println!(
+        "pruned: {} pack(s) deleted, {} repacked, {:.1} MiB of unused data removed",
+        p.packs_deleted,
+        p.packs_repacked,
+        p.bytes_freed as f64 / 1048576.0
+    );
 }
 
 /// The repository password: `--password-file`'s first line, or
