@@ -451,9 +451,10 @@ fn backup_commands_round_trip_and_report_damage() {
     std::fs::write(src.join("a.txt"), b"alpha\n").unwrap();
     std::fs::write(src.join("sub/b.bin"), vec![7u8; 300_000]).unwrap();
     let repo = dir.path().join("repo");
+    let data_dir = dir.path().join("data");
     let run = |args: &[&str], password: Option<&str>| {
         let mut c = rampart();
-        c.arg("backup").args(args).arg("--repo").arg(&repo);
+        c.arg("backup").args(args).arg("--repo").arg(&repo).arg("--data-dir").arg(&data_dir);
         c.env_remove("RAMPART_BACKUP_PASSWORD");
         if let Some(p) = password {
             c.env("RAMPART_BACKUP_PASSWORD", p);
@@ -469,6 +470,8 @@ fn backup_commands_round_trip_and_report_damage() {
     let out = rampart()
         .args(["backup", "run", "--repo"])
         .arg(&repo)
+        .arg("--data-dir")
+        .arg(&data_dir)
         .arg("--password-file")
         .arg(&pwfile)
         .arg(&src)
@@ -484,6 +487,8 @@ fn backup_commands_round_trip_and_report_damage() {
     let out = rampart()
         .args(["backup", "restore", "latest", "--repo"])
         .arg(&repo)
+        .arg("--data-dir")
+        .arg(&data_dir)
         .arg("--target")
         .arg(&target)
         .env("RAMPART_BACKUP_PASSWORD", "pw-for-tests")
@@ -517,4 +522,12 @@ fn backup_commands_round_trip_and_report_damage() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let name = pack.file_name().unwrap().to_string_lossy().into_owned();
     assert!(String::from_utf8_lossy(&out.stderr).contains(&name), "{out:?}");
+    // Every operation, the failed ones too, is in the audit log.
+    let out = rampart().args(["audit", "tail", "-n", "100", "--json", "--data-dir"]).arg(&data_dir).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    for action in ["backup-init", "backup-run", "backup-restore", "backup-forget", "backup-check"] {
+        assert!(log.contains(action), "{action} missing from\n{log}");
+    }
+    assert!(log.lines().any(|l| l.contains("backup-check") && l.contains("failure")), "{log}");
+    assert!(!log.contains("pw-for-tests"), "the password never reaches the log");
 }

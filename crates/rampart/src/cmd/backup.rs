@@ -13,7 +13,7 @@ use rampart_backup::backend::LocalDir;
 use rampart_backup::repo::Repository;
 use zeroize::Zeroizing;
 
-use super::CliError;
+use super::{CliError, ConfigArgs};
 
 /// Encrypted, deduplicated backups.
 ///
@@ -33,6 +33,8 @@ pub struct BackupArgs {
     /// Print JSON
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Subcommand)]
@@ -95,22 +97,59 @@ enum Action {
 
 pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
     let repo_dir = args.repo.clone().ok_or_else(|| CliError::Other("--repo DIR is required".into()))?;
+    // Every operation, and every failure, is an audit event.
+    let data_dir = args.config.load()?.data_dir();
+    let operation = args.action.name();
+    let result = execute(args, &repo_dir);
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let mut event = rampart_core::Event::new("file", format!("backup-{operation}"))
+        .label("backup.repository", repo_dir.display().to_string())
+        .label("user.name", user)
+        .label("process.pid", std::process::id().to_string());
+    event = match &result {
+        Ok((_, message)) => event.outcome(rampart_core::Outcome::Success).message(message.clone()),
+        Err(e) => event.outcome(rampart_core::Outcome::Failure).reason(e.to_string()),
+    };
+    super::record_event(&data_dir, event);
+    result.map(|(code, _)| code)
+}
+
+impl Action {
+    fn name(&self) -> &'static str {
+        match self {
+            Action::Init => "init",
+            Action::Run { .. } => "run",
+            Action::Snapshots => "list",
+            Action::Restore { .. } => "restore",
+            Action::Forget { .. } => "forget",
+            Action::Prune => "prune",
+            Action::Check { .. } => "check",
+        }
+    }
+}
+
+/// Runs the command; on success, a one-line summary for the audit event.
+fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliError> {
+    let repo_dir = repo_dir.to_path_buf();
     let password = password(args.password_file.as_deref())?;
     let backend = Box::new(LocalDir::new(&repo_dir));
     let fail = |e: rampart_backup::Error| match e {
         rampart_backup::Error::Damaged(_) | rampart_backup::Error::MissingBlob(_) => CliError::Tampered(e.to_string()),
         e => CliError::Other(e.to_string()),
     };
+    let summary;
     match args.action {
         Action::Init => {
             let r = Repository::init(backend, &password).map_err(fail)?;
-            println!("created repository {} at {}", r.config().id, repo_dir.display());
+            summary = format!("created repository {}", r.config().id);
+            println!("{summary} at {}", repo_dir.display());
         }
         Action::Run { paths, tag } => {
             let mut r = Repository::open(backend, &password).map_err(fail)?;
             let start = Instant::now();
             let (id, snap) = r.backup(&paths, &tag).map_err(fail)?;
             let s = &snap.summary;
+            summary = format!("snapshot {id}: {} files, {} bytes, {} new bytes", s.files, s.bytes, s.new_bytes);
             if args.json {
                 println!("{}", serde_json::json!({"snapshot": id, "summary": s}));
             } else {
@@ -130,6 +169,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
         Action::Snapshots => {
             let r = Repository::open(backend, &password).map_err(fail)?;
             let all = r.snapshots().map_err(fail)?;
+            summary = format!("{} snapshots listed", all.len());
             if args.json {
                 let list: Vec<_> = all.iter().map(|(id, s)| serde_json::json!({"id": id, "snapshot": s})).collect();
                 println!("{}", serde_json::Value::Array(list));
@@ -147,6 +187,12 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
             let r = Repository::open(backend, &password).map_err(fail)?;
             let start = Instant::now();
             let done = r.restore(&snapshot, &target).map_err(fail)?;
+            summary = format!(
+                "snapshot {snapshot} restored to {}: {} files, {} bytes",
+                target.display(),
+                done.files,
+                done.bytes
+            );
             let secs = start.elapsed().as_secs_f64();
             println!(
                 "restored {} files, {:.1} MiB, every byte verified, in {secs:.2} s ({:.0} MiB/s) to {}",
@@ -168,13 +214,16 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
             };
             let removed = r.forget(&policy).map_err(fail)?;
             println!("removed {} snapshot(s)", removed.len());
+            let mut text = format!("removed snapshots: {}", removed.join(" "));
             if prune {
-                report_prune(&r.prune().map_err(fail)?);
+                text.push_str("; ");
+                text.push_str(&report_prune(&r.prune().map_err(fail)?));
             }
+            summary = text;
         }
         Action::Prune => {
             let mut r = Repository::open(backend, &password).map_err(fail)?;
-            report_prune(&r.prune().map_err(fail)?);
+            summary = report_prune(&r.prune().map_err(fail)?);
         }
         Action::Check { read_data } => {
             let r = Repository::open(backend, &password).map_err(fail)?;
@@ -185,19 +234,22 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
                 }
                 return Err(CliError::Tampered(format!("{} problem(s) found", problems.len())));
             }
-            println!("no problems found{}", if read_data { " (all data read and verified)" } else { "" });
+            summary = format!("no problems found{}", if read_data { " (all data read and verified)" } else { "" });
+            println!("{summary}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok((ExitCode::SUCCESS, summary))
 }
 
-fn report_prune(p: &rampart_backup::repo::Pruned) {
-    println!(
+fn report_prune(p: &rampart_backup::repo::Pruned) -> String {
+    let text = format!(
         "pruned: {} pack(s) deleted, {} repacked, {:.1} MiB of unused data removed",
         p.packs_deleted,
         p.packs_repacked,
         p.bytes_freed as f64 / 1048576.0
     );
+    println!("{text}");
+    text
 }
 
 /// The repository password: `--password-file`'s first line, or

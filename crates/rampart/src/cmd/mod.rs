@@ -135,3 +135,31 @@ impl ConfigArgs {
         Ok(config)
     }
 }
+
+/// Records `event` in the audit log of `data_dir`: directly when no
+/// gateway holds the log, else through the running writer's inbox (a log
+/// has one writer). Failing to record is reported, not fatal.
+pub fn record_event(data_dir: &Path, event: rampart_core::Event) {
+    match rampart_audit::AuditLog::open(data_dir) {
+        Ok(writer) => {
+            if let Err(e) = writer.append(event) {
+                tracing::warn!(error = %e, "cannot record the event in the audit log");
+            }
+        }
+        Err(_) => {
+            let inbox = data_dir.join("audit").join("inbox");
+            let name = format!(
+                "{:020}-{}.json",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+                std::process::id()
+            );
+            let tmp = inbox.join(format!("{name}.tmp"));
+            let written = std::fs::create_dir_all(&inbox).is_ok()
+                && std::fs::write(&tmp, event.to_json().to_string()).is_ok()
+                && std::fs::rename(&tmp, inbox.join(&name)).is_ok();
+            if !written {
+                tracing::warn!(dir = %inbox.display(), "cannot record the event in the audit log");
+            }
+        }
+    }
+}
