@@ -506,6 +506,13 @@ fn backup_commands_round_trip_and_report_damage() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 snapshot"), "{out:?}");
     assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
+    // A restore drill: restored, verified, timed, and removed again.
+    let out = run(&["drill", "--json"], Some("pw-for-tests"));
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["files"], 2);
+    assert!(report["recovery_time_ms"].as_u64().is_some() && report["snapshot_age_s"].as_u64().is_some());
     // Damage one pack: check --read-data exits 4 naming it.
     let data = repo.join("data");
     let pack = std::fs::read_dir(&data)
@@ -525,7 +532,7 @@ fn backup_commands_round_trip_and_report_damage() {
     // Every operation, the failed ones too, is in the audit log.
     let out = rampart().args(["audit", "tail", "-n", "100", "--json", "--data-dir"]).arg(&data_dir).output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
-    for action in ["backup-init", "backup-run", "backup-restore", "backup-forget", "backup-check"] {
+    for action in ["backup-init", "backup-run", "backup-restore", "backup-forget", "backup-check", "backup-drill"] {
         assert!(log.contains(action), "{action} missing from\n{log}");
     }
     assert!(log.lines().any(|l| l.contains("backup-check") && l.contains("failure")), "{log}");
