@@ -164,6 +164,8 @@ pub struct Repository {
     keys: Keys,
     config: Config,
     index: HashMap<[u8; 32], Location>,
+    /// Patterns of files and directories left out of backups.
+    excludes: Vec<glob::Pattern>,
 }
 
 struct PackWriter {
@@ -225,7 +227,7 @@ impl Repository {
         backend.put(&format!("keys/{}", random_hex()), &key)?;
         let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Repository(e.to_string()))?;
         backend.put("config", &text)?;
-        Ok(Repository { backend, keys, config, index: HashMap::new() })
+        Ok(Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new() })
     }
 
     /// Opens the repository in `backend` with `password`, and reads its
@@ -251,9 +253,24 @@ impl Repository {
             }
         }
         let keys = keys.ok_or(Error::WrongPassword)?;
-        let mut repo = Repository { backend, keys, config, index: HashMap::new() };
+        let mut repo = Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new() };
         repo.load_index()?;
         Ok(repo)
+    }
+
+    /// Leaves out of the next backups every file or directory whose name or
+    /// whole path matches one of `patterns` (`*.tmp`, `node_modules`,
+    /// `/srv/app/cache/*`).
+    pub fn set_excludes(&mut self, patterns: &[String]) -> Result<()> {
+        self.excludes = patterns
+            .iter()
+            .map(|p| glob::Pattern::new(p).map_err(|e| Error::Repository(format!("exclude pattern {p:?}: {e}"))))
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    fn excluded(&self, path: &Path, name: &str) -> bool {
+        self.excludes.iter().any(|p| p.matches(name) || p.matches_path(path))
     }
 
     /// The repository's public settings.
@@ -405,6 +422,9 @@ impl Repository {
             for e in entries {
                 let child = e.path();
                 let cname = e.file_name().to_string_lossy().into_owned();
+                if self.excluded(&child, &cname) {
+                    continue;
+                }
                 let cmeta = std::fs::symlink_metadata(&child).map_err(io(&child))?;
                 let cprev = prev_tree.as_ref().and_then(|t| t.nodes.iter().find(|n| n.name == cname));
                 tree.nodes.push(self.store(&child, &cname, &cmeta, cprev, w, index, summary)?);

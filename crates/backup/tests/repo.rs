@@ -204,3 +204,22 @@ fn forget_and_prune_keep_what_snapshots_need() {
     let again = r.prune().unwrap();
     assert_eq!((again.packs_deleted, again.packs_repacked), (0, 0));
 }
+
+#[test]
+fn excludes_leave_files_and_directories_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    dataset(&src);
+    std::fs::create_dir_all(src.join("node_modules/x")).unwrap();
+    std::fs::write(src.join("node_modules/x/big.js"), b"junk").unwrap();
+    std::fs::write(src.join("docs/scratch.tmp"), b"junk").unwrap();
+    let mut repo = Repository::init(Box::new(LocalDir::new(&tmp.path().join("repo"))), PASSWORD).unwrap();
+    assert!(repo.set_excludes(&["[".into()]).is_err(), "a bad pattern is an error");
+    repo.set_excludes(&["node_modules".into(), "*.tmp".into()]).unwrap();
+    let (_, s) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    assert_eq!(s.summary.files, 5);
+    let out = tmp.path().join("out");
+    repo.restore("latest", &out).unwrap();
+    assert!(!out.join("src/node_modules").exists() && !out.join("src/docs/scratch.tmp").exists());
+    assert!(out.join("src/docs/a.txt").exists());
+}

@@ -49,6 +49,10 @@ enum Action {
         /// Labels for the snapshot
         #[arg(long)]
         tag: Vec<String>,
+        /// Leave out files and directories whose name or path matches
+        /// (glob; repeatable)
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
     },
     /// List snapshots
     Snapshots,
@@ -152,8 +156,9 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
             summary = format!("created repository {}", r.config().id);
             println!("{summary} at {}", repo_dir.display());
         }
-        Action::Run { paths, tag } => {
+        Action::Run { paths, tag, exclude } => {
             let mut r = Repository::open(backend, &password).map_err(fail)?;
+            r.set_excludes(&exclude).map_err(fail)?;
             let start = Instant::now();
             let (id, snap) = r.backup(&paths, &tag).map_err(fail)?;
             let s = &snap.summary;
