@@ -379,6 +379,110 @@ impl Repository {
         Ok((id, snap))
     }
 
+    /// Backs up one stream (a database dump, stdin) as the file `name` of
+    /// a new snapshot whose source is `source` (`postgres:app`, `stdin`).
+    /// `finished` is asked, once the stream has ended, whether it ended
+    /// well (the dump tool's exit status); if not, no snapshot is written.
+    pub fn backup_stream(
+        &mut self,
+        name: &str,
+        reader: impl std::io::Read,
+        source: &str,
+        tags: &[String],
+        finished: impl FnOnce() -> Result<()>,
+    ) -> Result<(String, Snapshot)> {
+        let start = Instant::now();
+        let mut w = PackWriter { buf: Vec::new(), entries: Vec::new() };
+        let mut index = IndexFile::default();
+        let mut summary = Summary { files: 1, files_read: 1, ..Default::default() };
+        let c = &self.config.chunker;
+        let mut content = Vec::new();
+        for chunk in fastcdc::v2020::StreamCDC::new(reader, c.min as usize, c.avg as usize, c.max as usize) {
+            let chunk = chunk
+                .map_err(|e| Error::Io { what: name.to_string(), source: std::io::Error::other(e.to_string()) })?;
+            summary.bytes += chunk.data.len() as u64;
+            content.push(hex(&self.add_blob(&chunk.data, 0, &mut w, &mut index, &mut summary)?));
+        }
+        finished()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let node = Node {
+            name: name.to_string(),
+            kind: "file".into(),
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            mtime_ns: now as i128,
+            size: summary.bytes,
+            content,
+            subtree: None,
+            target: None,
+            inode: 0,
+            dev: 0,
+        };
+        let root = Tree { nodes: vec![node] };
+        let root_id = self.store_tree(&root, &mut w, &mut index, &mut summary)?;
+        self.flush_pack(&mut w, &mut index)?;
+        self.write_index(&index)?;
+        summary.duration_ms = start.elapsed().as_millis() as u64;
+        let parent = self.snapshots()?.into_iter().rev().find(|(_, s)| s.source == source).map(|(id, _)| id);
+        self.write_snapshot(vec![name.to_string()], tags, root_id, parent, source, summary)
+    }
+
+    fn write_index(&mut self, index: &IndexFile) -> Result<()> {
+        if !index.packs.is_empty() {
+            let plain = serde_json::to_vec(index).map_err(|e| Error::Repository(e.to_string()))?;
+            let data = self.keys.envelope("index", &plain);
+            self.backend.put(&format!("index/{}", hex(&sha256(&data))), &data)?;
+        }
+        Ok(())
+    }
+
+    fn write_snapshot(
+        &mut self,
+        paths: Vec<String>,
+        tags: &[String],
+        tree: String,
+        parent: Option<String>,
+        source: &str,
+        summary: Summary,
+    ) -> Result<(String, Snapshot)> {
+        let snap = Snapshot {
+            time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+            hostname: std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
+            paths,
+            tags: tags.to_vec(),
+            tree,
+            parent,
+            source: source.to_string(),
+            summary,
+        };
+        let plain = serde_json::to_vec(&snap).map_err(|e| Error::Repository(e.to_string()))?;
+        let data = self.keys.envelope("snapshot", &plain);
+        let id = hex(&sha256(&data));
+        self.backend.put(&format!("snapshots/{id}"), &data)?;
+        Ok((id, snap))
+    }
+
+    /// The content of the file `name` at the root of snapshot `id`,
+    /// written to `out` (a database dump, to hand to its restore tool).
+    pub fn restore_stream(&self, id: &str, name: &str, out: &mut impl Write) -> Result<u64> {
+        let (_, snap) = self.snapshot(id)?;
+        let root = self.load_tree(&snap.tree)?;
+        let node = root
+            .nodes
+            .iter()
+            .find(|n| n.name == name && n.kind == "file")
+            .ok_or_else(|| Error::Repository(format!("snapshot {id} has no {name}")))?;
+        let mut n = 0u64;
+        for c in &node.content {
+            let cid = parse_id(c).ok_or_else(|| Error::Damaged(format!("chunk id {c}")))?;
+            let data = self.read_blob_at(&cid, None)?;
+            out.write_all(&data).map_err(|e| Error::Io { what: name.to_string(), source: e })?;
+            n += data.len() as u64;
+        }
+        Ok(n)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn store(
         &mut self,

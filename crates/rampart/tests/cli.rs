@@ -538,3 +538,55 @@ fn backup_commands_round_trip_and_report_damage() {
     assert!(log.lines().any(|l| l.contains("backup-check") && l.contains("failure")), "{log}");
     assert!(!log.contains("pw-for-tests"), "the password never reaches the log");
 }
+
+/// A PostgreSQL database through the real server (127.0.0.1:5432): dumped
+/// with pg_dump into a snapshot, then drilled: restored with pg_restore
+/// into a scratch database and queried. A failing dump writes no snapshot.
+#[test]
+fn backup_of_a_postgres_database_and_its_drill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rampart_bk_{}", std::process::id());
+    let pg = |args: &[&str]| {
+        let out = Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-tA"])
+            .args(args)
+            .env("PGHOST", "127.0.0.1")
+            .env("PGUSER", "postgres")
+            .output()
+            .expect("psql (PostgreSQL client) must be installed");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    pg(&["-d", "test", "-c", &format!("DROP DATABASE IF EXISTS {db}")]);
+    pg(&["-d", "test", "-c", &format!("CREATE DATABASE {db}")]);
+    pg(&["-d", &db, "-c", "CREATE TABLE orders (id int primary key, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 1000) g"]);
+    let repo = dir.path().join("repo");
+    let backup = |args: &[&str]| {
+        rampart()
+            .arg("backup")
+            .args(args)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RAMPART_BACKUP_PASSWORD", "pw-for-tests")
+            .env("PGHOST", "127.0.0.1")
+            .env("PGUSER", "postgres")
+            .output()
+            .unwrap()
+    };
+    assert!(backup(&["init"]).status.success());
+    let out = backup(&["run", "--postgres", &db]);
+    assert!(out.status.success(), "{out:?}");
+    let out = backup(&["run", "--postgres", "no_such_database_here"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump failed"), "{out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&backup(&["snapshots", "--json"]).stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "the failed dump left no snapshot");
+    let out = backup(&["drill", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tables"], 1, "{report}");
+    assert_eq!(report["source"], format!("postgres:{db}"));
+    pg(&["-d", "test", "-c", &format!("DROP DATABASE IF EXISTS {db}")]);
+}
