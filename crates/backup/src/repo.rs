@@ -230,6 +230,116 @@ impl Repository {
         Ok(Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new() })
     }
 
+    /// Creates a repository in `backend` that shares `from`'s master key and
+    /// settings (its copy: the same chunk ids, so `copy` and `repair` move
+    /// packs between them as they are). Its key is wrapped under
+    /// `password`.
+    pub fn init_copy_of(backend: Box<dyn Backend>, password: &[u8], from: &Repository) -> Result<Repository> {
+        if backend.exists("config")? {
+            return Err(Error::Repository(format!("{}: a repository already exists here", backend.location())));
+        }
+        let key = serde_json::to_vec(&from.keys.wrap(password)?).map_err(|e| Error::Repository(e.to_string()))?;
+        backend.put(&format!("keys/{}", random_hex()), &key)?;
+        let text = serde_json::to_vec_pretty(&from.config).map_err(|e| Error::Repository(e.to_string()))?;
+        backend.put("config", &text)?;
+        Repository::open(backend, password)
+    }
+
+    fn same_repository(&self, other: &Repository) -> Result<()> {
+        if self.config.id != other.config.id {
+            return Err(Error::Repository(format!(
+                "{} is not a copy of {} (create it with `rampart backup init --from-repo`)",
+                other.backend.location(),
+                self.backend.location()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copies to `dest` (a copy of this repository) every snapshot it does
+    /// not have, with the packs they need, each pack checked against its
+    /// name on the way; returns the snapshot ids copied.
+    pub fn copy_to(&self, dest: &mut Repository) -> Result<Vec<String>> {
+        self.same_repository(dest)?;
+        let have: std::collections::HashSet<String> = dest.snapshots()?.into_iter().map(|(id, _)| id).collect();
+        let mut copied = Vec::new();
+        for (sid, snap) in self.snapshots()? {
+            if have.contains(&sid) {
+                continue;
+            }
+            // The packs this snapshot needs that `dest` does not index.
+            let mut packs: std::collections::BTreeSet<String> = Default::default();
+            let mut stack = vec![snap.tree.clone()];
+            let mut seen = std::collections::HashSet::new();
+            while let Some(tid) = stack.pop() {
+                let id = parse_id(&tid).ok_or_else(|| Error::Damaged(format!("tree id {tid}")))?;
+                if !seen.insert(id) {
+                    continue;
+                }
+                let mut ids = vec![id];
+                let tree = self.load_tree(&tid)?;
+                for n in tree.nodes {
+                    stack.extend(n.subtree);
+                    ids.extend(n.content.iter().filter_map(|c| parse_id(c)));
+                }
+                for id in ids {
+                    if !dest.index.contains_key(&id) {
+                        let loc = self.index.get(&id).ok_or_else(|| Error::MissingBlob(hex(&id)))?;
+                        packs.insert(loc.pack.clone());
+                    }
+                }
+            }
+            let mut index = IndexFile::default();
+            for pack in packs {
+                let name = format!("data/{}/{pack}", &pack[..2]);
+                let data = self.backend.get(&name)?;
+                if hex(&sha256(&data)) != pack {
+                    return Err(Error::Damaged(name));
+                }
+                dest.backend.put(&name, &data)?;
+                let blobs: Vec<IndexEntry> = self
+                    .index
+                    .iter()
+                    .filter(|(_, l)| l.pack == pack)
+                    .map(|(id, l)| (hex(id), l.kind, l.offset, l.length, l.plain, l.compressed))
+                    .collect();
+                for (id, l) in self.index.iter().filter(|(_, l)| l.pack == pack) {
+                    dest.index.insert(*id, l.clone());
+                }
+                index.packs.push(IndexPack { id: pack, blobs });
+            }
+            dest.write_index(&index)?;
+            let name = format!("snapshots/{sid}");
+            dest.backend.put(&name, &self.backend.get(&name)?)?;
+            copied.push(sid);
+        }
+        Ok(copied)
+    }
+
+    /// Replaces every pack of this repository that is missing or damaged
+    /// with the same pack from `other` (a copy), checked against its name;
+    /// returns the packs repaired. Packs no copy holds stay as they are
+    /// (`check` names them).
+    pub fn repair_from(&self, other: &Repository) -> Result<Vec<String>> {
+        self.same_repository(other)?;
+        let packs: std::collections::BTreeSet<&str> = self.index.values().map(|l| l.pack.as_str()).collect();
+        let mut repaired = Vec::new();
+        for pack in packs {
+            let name = format!("data/{}/{pack}", &pack[..2]);
+            let good = self.backend.get(&name).map(|d| hex(&sha256(&d)) == pack).unwrap_or(false);
+            if good {
+                continue;
+            }
+            if let Ok(data) = other.backend.get(&name) {
+                if hex(&sha256(&data)) == pack {
+                    self.backend.put(&name, &data)?;
+                    repaired.push(name);
+                }
+            }
+        }
+        Ok(repaired)
+    }
+
     /// Opens the repository in `backend` with `password`, and reads its
     /// indexes.
     pub fn open(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {

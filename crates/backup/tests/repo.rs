@@ -223,3 +223,43 @@ fn excludes_leave_files_and_directories_out() {
     assert!(!out.join("src/node_modules").exists() && !out.join("src/docs/scratch.tmp").exists());
     assert!(out.join("src/docs/a.txt").exists());
 }
+
+#[test]
+fn copies_share_packs_and_repair_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    dataset(&src);
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a = Repository::init(Box::new(LocalDir::new(&a_dir)), PASSWORD).unwrap();
+    let (id, _) = a.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let mut b = Repository::init_copy_of(Box::new(LocalDir::new(&b_dir)), b"another password", &a).unwrap();
+    assert_eq!(a.copy_to(&mut b).unwrap(), vec![id.clone()]);
+    assert!(a.copy_to(&mut b).unwrap().is_empty(), "nothing left to copy");
+    let out = tmp.path().join("from-b");
+    Repository::open(Box::new(LocalDir::new(&b_dir)), b"another password").unwrap().restore(&id, &out).unwrap();
+    assert_eq!(files(&src), files(&out.join("src")));
+    // A repository that is not a copy is refused.
+    let mut c = Repository::init(Box::new(LocalDir::new(&tmp.path().join("c"))), PASSWORD).unwrap();
+    assert!(a.copy_to(&mut c).unwrap_err().to_string().contains("not a copy"));
+
+    // Damage and delete packs of A: repair brings them back from B.
+    let mut packs = Vec::new();
+    let mut stack = vec![a_dir.join("data")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                packs.push(e.path());
+            }
+        }
+    }
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[5] ^= 0xff;
+    std::fs::write(&packs[0], &bytes).unwrap();
+    let a = Repository::open(Box::new(LocalDir::new(&a_dir)), PASSWORD).unwrap();
+    assert!(!a.check(true).unwrap().is_empty());
+    let repaired = a.repair_from(&b).unwrap();
+    assert_eq!(repaired.len(), 1);
+    assert!(a.check(true).unwrap().is_empty());
+}

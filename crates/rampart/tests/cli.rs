@@ -513,6 +513,21 @@ fn backup_commands_round_trip_and_report_damage() {
     assert_eq!(report["verified"], true);
     assert_eq!(report["files"], 2);
     assert!(report["recovery_time_ms"].as_u64().is_some() && report["snapshot_age_s"].as_u64().is_some());
+    // A copy in a second place, kept in step with `copy`.
+    let copy = dir.path().join("copy");
+    let out = rampart()
+        .args(["backup", "init", "--from-repo"])
+        .arg(&repo)
+        .arg("--repo")
+        .arg(&copy)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("RAMPART_BACKUP_PASSWORD", "pw-for-tests")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["copy", "--to", copy.to_str().unwrap()], Some("pw-for-tests"));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("copied 1 snapshot"), "{out:?}");
     // Damage one pack: check --read-data exits 4 naming it.
     let data = repo.join("data");
     let pack = std::fs::read_dir(&data)
@@ -529,6 +544,10 @@ fn backup_commands_round_trip_and_report_damage() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let name = pack.file_name().unwrap().to_string_lossy().into_owned();
     assert!(String::from_utf8_lossy(&out.stderr).contains(&name), "{out:?}");
+    // ... and repair takes it back from the copy.
+    let out = run(&["repair", "--from", copy.to_str().unwrap()], Some("pw-for-tests"));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("repaired 1 pack"), "{out:?}");
+    assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
     // Every operation, the failed ones too, is in the audit log.
     let out = rampart().args(["audit", "tail", "-n", "100", "--json", "--data-dir"]).arg(&data_dir).output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout);

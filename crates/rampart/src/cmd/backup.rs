@@ -39,8 +39,25 @@ pub struct BackupArgs {
 
 #[derive(Subcommand)]
 enum Action {
-    /// Create a repository
-    Init,
+    /// Create a repository (with --from-repo: a copy of another one, sharing
+    /// its key, for `copy` and `repair`)
+    Init {
+        /// The repository to be a copy of (opened with the same password)
+        #[arg(long, value_name = "DIR")]
+        from_repo: Option<PathBuf>,
+    },
+    /// Copy the snapshots a copy lacks, with their packs, into it
+    Copy {
+        /// The copy (made with `init --from-repo`)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Replace missing or damaged packs with the same packs from a copy
+    Repair {
+        /// A copy holding the same packs
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Back up paths, a PostgreSQL database or stdin into a new snapshot
     Run {
         /// Files and directories
@@ -135,7 +152,9 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
 impl Action {
     fn name(&self) -> &'static str {
         match self {
-            Action::Init => "init",
+            Action::Init { .. } => "init",
+            Action::Copy { .. } => "copy",
+            Action::Repair { .. } => "repair",
             Action::Run { .. } => "run",
             Action::Snapshots => "list",
             Action::Restore { .. } => "restore",
@@ -158,7 +177,27 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
     };
     let summary;
     match args.action {
-        Action::Init => {
+        Action::Copy { to } => {
+            let r = Repository::open(backend, &password).map_err(fail)?;
+            let mut dest = Repository::open(Box::new(LocalDir::new(&to)), &password).map_err(fail)?;
+            let copied = r.copy_to(&mut dest).map_err(fail)?;
+            summary = format!("copied {} snapshot(s) to {}", copied.len(), to.display());
+            println!("{summary}");
+        }
+        Action::Repair { from } => {
+            let r = Repository::open(backend, &password).map_err(fail)?;
+            let other = Repository::open(Box::new(LocalDir::new(&from)), &password).map_err(fail)?;
+            let repaired = r.repair_from(&other).map_err(fail)?;
+            summary = format!("repaired {} pack(s) from {}: {}", repaired.len(), from.display(), repaired.join(" "));
+            println!("{summary}");
+        }
+        Action::Init { from_repo: Some(from) } => {
+            let src = Repository::open(Box::new(LocalDir::new(&from)), &password).map_err(fail)?;
+            let r = Repository::init_copy_of(backend, &password, &src).map_err(fail)?;
+            summary = format!("created repository {} (a copy of {})", r.config().id, from.display());
+            println!("{summary} at {}", repo_dir.display());
+        }
+        Action::Init { from_repo: None } => {
             let r = Repository::init(backend, &password).map_err(fail)?;
             summary = format!("created repository {}", r.config().id);
             println!("{summary} at {}", repo_dir.display());
