@@ -52,6 +52,32 @@ pub struct Config {
     pub audit: Audit,
     /// The web application firewall (SecLang rules, such as the OWASP CRS).
     pub waf: Waf,
+    /// Backup jobs.
+    pub backup: Backup,
+}
+
+/// Backup jobs, by name (`rampart backup run --job NAME`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    /// The jobs.
+    pub jobs: BTreeMap<String, BackupJob>,
+}
+
+/// One backup job: what to back up, and every repository it goes to.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupJob {
+    /// Files and directories.
+    pub paths: Vec<PathBuf>,
+    /// Or a PostgreSQL database (dumped with pg_dump).
+    pub postgres: Option<String>,
+    /// Repositories that each get the snapshot (initialised beforehand).
+    pub targets: Vec<PathBuf>,
+    /// Glob patterns left out.
+    pub exclude: Vec<String>,
+    /// Snapshot tags.
+    pub tags: Vec<String>,
 }
 
 /// What the WAF does with a request its rules flag.
@@ -839,7 +865,24 @@ impl Config {
         Ok(())
     }
 
+    fn validate_backup(&self) -> Result<(), ConfigError> {
+        for (name, job) in &self.backup.jobs {
+            if job.targets.is_empty() {
+                return Err(invalid(&format!("backup.jobs.{name}.targets"), "[]", "at least one repository"));
+            }
+            if job.paths.is_empty() == job.postgres.is_none() {
+                return Err(invalid(
+                    &format!("backup.jobs.{name}"),
+                    "paths and postgres",
+                    "either paths or postgres, not both or neither",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_rest(&self) -> Result<(), ConfigError> {
+        self.validate_backup()?;
         for (key, value) in [
             ("listen.http", &self.listen.http),
             ("listen.https", &self.listen.https),

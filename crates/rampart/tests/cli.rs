@@ -609,3 +609,52 @@ fn backup_of_a_postgres_database_and_its_drill() {
     assert_eq!(report["source"], format!("postgres:{db}"));
     pg(&["-d", "test", "-c", &format!("DROP DATABASE IF EXISTS {db}")]);
 }
+
+/// A configured job writes its snapshot to every target; a target that is
+/// gone is reported (exit 1, an audit event) and the others still get it.
+#[test]
+fn backup_job_with_a_vanished_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("x.txt"), b"x\n").unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let data_dir = dir.path().join("data");
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\n[backup.jobs.files]\npaths = [{:?}]\ntargets = [{:?}, {:?}]\nexclude = [\"*.tmp\"]\n",
+            data_dir, src, a, b
+        ),
+    )
+    .unwrap();
+    let cmd = |args: &[&str]| {
+        rampart()
+            .arg("backup")
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("RAMPART_BACKUP_PASSWORD", "pw")
+            .output()
+            .unwrap()
+    };
+    for t in [&a, &b] {
+        assert!(cmd(&["init", "--repo", t.to_str().unwrap()]).status.success());
+    }
+    let out = cmd(&["run", "--job", "files"]);
+    assert!(out.status.success(), "{out:?}");
+    // Target b disappears; the job still backs up to a.
+    std::fs::remove_dir_all(&b).unwrap();
+    let out = cmd(&["run", "--job", "files"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 of 2 target(s) failed") && err.contains(&b.display().to_string()), "{err}");
+    let list: serde_json::Value =
+        serde_json::from_slice(&cmd(&["snapshots", "--json", "--repo", a.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let out = rampart().args(["audit", "tail", "-n", "50", "--json", "--data-dir"]).arg(&data_dir).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.lines().any(|l| l.contains("backup-run") && l.contains("failure")), "{log}");
+    assert!(cmd(&["run", "--job", "nope"]).status.code() == Some(1));
+}

@@ -61,7 +61,7 @@ enum Action {
     /// Back up paths, a PostgreSQL database or stdin into a new snapshot
     Run {
         /// Files and directories
-        #[arg(required_unless_present_any = ["postgres", "stdin"])]
+        #[arg(required_unless_present_any = ["postgres", "stdin", "job"])]
         paths: Vec<PathBuf>,
         /// A PostgreSQL database, dumped with pg_dump (custom format) and
         /// streamed in; connection from the PG* environment variables
@@ -70,6 +70,10 @@ enum Action {
         /// Standard input, stored as a file of this name
         #[arg(long, value_name = "NAME", conflicts_with = "paths")]
         stdin: Option<String>,
+        /// A job of the configuration (backup.jobs.NAME): its paths or
+        /// database, into every one of its targets
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["paths", "postgres", "stdin"])]
+        job: Option<String>,
         /// Labels for the snapshot
         #[arg(long)]
         tag: Vec<String>,
@@ -131,9 +135,13 @@ enum Action {
 }
 
 pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
+    let config = args.config.load()?;
+    if let Action::Run { job: Some(name), .. } = &args.action {
+        return run_job(&args, &config, name);
+    }
     let repo_dir = args.repo.clone().ok_or_else(|| CliError::Other("--repo DIR is required".into()))?;
     // Every operation, and every failure, is an audit event.
-    let data_dir = args.config.load()?.data_dir();
+    let data_dir = config.data_dir();
     let operation = args.action.name();
     let result = execute(args, &repo_dir);
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
@@ -202,32 +210,12 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
             summary = format!("created repository {}", r.config().id);
             println!("{summary} at {}", repo_dir.display());
         }
-        Action::Run { paths, postgres, stdin, tag, exclude } => {
+        Action::Run { paths, postgres, stdin, tag, exclude, job: _ } => {
             let mut r = Repository::open(backend, &password).map_err(fail)?;
             r.set_excludes(&exclude).map_err(fail)?;
             let start = Instant::now();
             let (id, snap) = if let Some(db) = &postgres {
-                let mut child = std::process::Command::new("pg_dump")
-                    .args(["--format=custom", "--dbname", db])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .map_err(|e| CliError::Other(format!("pg_dump: {e} (is the PostgreSQL client installed?)")))?;
-                let out = child.stdout.take().ok_or_else(|| CliError::Other("pg_dump: no output".into()))?;
-                let mut child_err = child.stderr.take();
-                r.backup_stream(&format!("{db}.pgdump"), out, &format!("postgres:{db}"), &tag, || {
-                    let status =
-                        child.wait().map_err(|e| rampart_backup::Error::Repository(format!("pg_dump: {e}")))?;
-                    if status.success() {
-                        return Ok(());
-                    }
-                    let mut msg = String::new();
-                    if let Some(e) = child_err.as_mut() {
-                        let _ = std::io::Read::read_to_string(e, &mut msg);
-                    }
-                    Err(rampart_backup::Error::Repository(format!("pg_dump failed ({status}): {}", msg.trim())))
-                })
-                .map_err(fail)?
+                backup_postgres(&mut r, db, &tag)?
             } else if let Some(name) = &stdin {
                 r.backup_stream(name, std::io::stdin().lock(), "stdin", &tag, || Ok(())).map_err(fail)?
             } else {
@@ -368,6 +356,91 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
         }
     }
     Ok((ExitCode::SUCCESS, summary))
+}
+
+/// Dumps database `db` with pg_dump into a new snapshot; a failed dump
+/// writes none.
+fn backup_postgres(
+    r: &mut Repository,
+    db: &str,
+    tags: &[String],
+) -> Result<(String, rampart_backup::repo::Snapshot), CliError> {
+    let mut child = std::process::Command::new("pg_dump")
+        .args(["--format=custom", "--dbname", db])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::Other(format!("pg_dump: {e} (is the PostgreSQL client installed?)")))?;
+    let out = child.stdout.take().ok_or_else(|| CliError::Other("pg_dump: no output".into()))?;
+    let mut child_err = child.stderr.take();
+    r.backup_stream(&format!("{db}.pgdump"), out, &format!("postgres:{db}"), tags, || {
+        let status = child.wait().map_err(|e| rampart_backup::Error::Repository(format!("pg_dump: {e}")))?;
+        if status.success() {
+            return Ok(());
+        }
+        let mut msg = String::new();
+        if let Some(e) = child_err.as_mut() {
+            let _ = std::io::Read::read_to_string(e, &mut msg);
+        }
+        Err(rampart_backup::Error::Repository(format!("pg_dump failed ({status}): {}", msg.trim())))
+    })
+    .map_err(|e| CliError::Other(e.to_string()))
+}
+
+/// `run --job NAME`: the job's snapshot into every one of its targets; a
+/// target that fails is reported (and recorded) and the others still get
+/// their snapshot.
+fn run_job(args: &BackupArgs, config: &rampart_core::Config, name: &str) -> Result<ExitCode, CliError> {
+    let job = config
+        .backup
+        .jobs
+        .get(name)
+        .ok_or_else(|| CliError::Other(format!("no backup job {name:?} in the configuration (backup.jobs)")))?;
+    let password = password(args.password_file.as_deref())?;
+    let data_dir = config.data_dir();
+    let mut failures = Vec::new();
+    for target in &job.targets {
+        let result = (|| {
+            let mut r = Repository::open(Box::new(LocalDir::new(target)), &password)
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            r.set_excludes(&job.exclude).map_err(|e| CliError::Other(e.to_string()))?;
+            match &job.postgres {
+                Some(db) => backup_postgres(&mut r, db, &job.tags),
+                None => r.backup(&job.paths, &job.tags).map_err(|e| CliError::Other(e.to_string())),
+            }
+        })();
+        let mut event = rampart_core::Event::new("file", "backup-run")
+            .label("backup.job", name.to_string())
+            .label("backup.repository", target.display().to_string());
+        match &result {
+            Ok((id, snap)) => {
+                println!(
+                    "{}: snapshot {} saved ({} files, {} bytes)",
+                    target.display(),
+                    &id[..8],
+                    snap.summary.files,
+                    snap.summary.bytes
+                );
+                event = event.outcome(rampart_core::Outcome::Success).message(format!("snapshot {id}"));
+            }
+            Err(e) => {
+                eprintln!("{}: backup failed: {e}", target.display());
+                failures.push(format!("{}: {e}", target.display()));
+                event = event.outcome(rampart_core::Outcome::Failure).reason(e.to_string());
+            }
+        }
+        super::record_event(&data_dir, event);
+    }
+    if failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CliError::Other(format!(
+            "job {name}: {} of {} target(s) failed: {}",
+            failures.len(),
+            job.targets.len(),
+            failures.join("; ")
+        )))
+    }
 }
 
 /// A PostgreSQL drill: the dump restored with pg_restore into a scratch
