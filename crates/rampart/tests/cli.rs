@@ -658,3 +658,38 @@ fn backup_job_with_a_vanished_target() {
     assert!(log.lines().any(|l| l.contains("backup-run") && l.contains("failure")), "{log}");
     assert!(cmd(&["run", "--job", "nope"]).status.code() == Some(1));
 }
+
+/// An SQLite database in use is copied consistently, and restores to a
+/// database that opens with every row.
+#[test]
+fn backup_of_an_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let sql = |db: &std::path::Path, q: &str| {
+        let out = Command::new("sqlite3").arg(db).arg(q).output().expect("the sqlite3 tool must be installed");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    sql(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 5000) INSERT INTO t SELECT x, 'row ' || x FROM c;");
+    let repo = dir.path().join("repo");
+    let cmd = |args: &[&str]| {
+        rampart()
+            .arg("backup")
+            .args(args)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RAMPART_BACKUP_PASSWORD", "pw")
+            .output()
+            .unwrap()
+    };
+    assert!(cmd(&["init"]).status.success());
+    let out = cmd(&["run", "--sqlite", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let target = dir.path().join("out");
+    assert!(cmd(&["restore", "latest", "--target", target.to_str().unwrap()]).status.success());
+    assert_eq!(sql(&target.join("app.db"), "SELECT count(*) FROM t"), "5000");
+    let out = cmd(&["run", "--sqlite", dir.path().join("missing.db").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

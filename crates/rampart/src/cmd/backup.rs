@@ -61,7 +61,7 @@ enum Action {
     /// Back up paths, a PostgreSQL database or stdin into a new snapshot
     Run {
         /// Files and directories
-        #[arg(required_unless_present_any = ["postgres", "stdin", "job"])]
+        #[arg(required_unless_present_any = ["postgres", "stdin", "job", "sqlite"])]
         paths: Vec<PathBuf>,
         /// A PostgreSQL database, dumped with pg_dump (custom format) and
         /// streamed in; connection from the PG* environment variables
@@ -70,6 +70,10 @@ enum Action {
         /// Standard input, stored as a file of this name
         #[arg(long, value_name = "NAME", conflicts_with = "paths")]
         stdin: Option<String>,
+        /// An SQLite database file, copied consistently while in use (the
+        /// sqlite3 tool's online backup) and stored as a file of its name
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "postgres", "stdin"])]
+        sqlite: Option<PathBuf>,
         /// A job of the configuration (backup.jobs.NAME): its paths or
         /// database, into every one of its targets
         #[arg(long, value_name = "NAME", conflicts_with_all = ["paths", "postgres", "stdin"])]
@@ -210,12 +214,14 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
             summary = format!("created repository {}", r.config().id);
             println!("{summary} at {}", repo_dir.display());
         }
-        Action::Run { paths, postgres, stdin, tag, exclude, job: _ } => {
+        Action::Run { paths, postgres, stdin, sqlite, tag, exclude, job: _ } => {
             let mut r = Repository::open(backend, &password).map_err(fail)?;
             r.set_excludes(&exclude).map_err(fail)?;
             let start = Instant::now();
             let (id, snap) = if let Some(db) = &postgres {
                 backup_postgres(&mut r, db, &tag)?
+            } else if let Some(db) = &sqlite {
+                backup_sqlite(&mut r, db, &tag)?
             } else if let Some(name) = &stdin {
                 r.backup_stream(name, std::io::stdin().lock(), "stdin", &tag, || Ok(())).map_err(fail)?
             } else {
@@ -385,6 +391,43 @@ fn backup_postgres(
         Err(rampart_backup::Error::Repository(format!("pg_dump failed ({status}): {}", msg.trim())))
     })
     .map_err(|e| CliError::Other(e.to_string()))
+}
+
+/// Copies an SQLite database with the online backup API (through the
+/// `sqlite3` tool, so a database in use is copied consistently) into
+/// scratch space, then into a snapshot.
+fn backup_sqlite(
+    r: &mut Repository,
+    db: &Path,
+    tags: &[String],
+) -> Result<(String, rampart_backup::repo::Snapshot), CliError> {
+    // sqlite3 would create a missing database (and back up an empty one).
+    if !db.is_file() {
+        return Err(CliError::Other(format!("{}: no such SQLite database", db.display())));
+    }
+    let name = db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "database.sqlite".into());
+    let scratch = std::env::temp_dir().join(format!("rampart-sqlite-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&scratch);
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(format!(".backup '{}'", scratch.display().to_string().replace('\'', "''")))
+        .output()
+        .map_err(|e| CliError::Other(format!("sqlite3: {e} (is the sqlite3 tool installed?)")))?;
+    if !out.status.success() || !scratch.is_file() {
+        let _ = std::fs::remove_file(&scratch);
+        return Err(CliError::Other(format!(
+            "sqlite3 backup of {} failed: {}",
+            db.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let file = std::fs::File::open(&scratch).map_err(|e| CliError::Other(format!("{}: {e}", scratch.display())));
+    let result = file.and_then(|f| {
+        r.backup_stream(&name, f, &format!("sqlite:{}", db.display()), tags, || Ok(()))
+            .map_err(|e| CliError::Other(e.to_string()))
+    });
+    let _ = std::fs::remove_file(&scratch);
+    result
 }
 
 /// `run --job NAME`: the job's snapshot into every one of its targets; a
