@@ -166,7 +166,12 @@ pub struct Repository {
     index: HashMap<[u8; 32], Location>,
     /// Patterns of files and directories left out of backups.
     excludes: Vec<glob::Pattern>,
+    /// Told (files, bytes) as a backup or restore goes.
+    progress: Option<std::sync::Mutex<Progress>>,
 }
+
+/// A progress callback: files and bytes done so far.
+pub type Progress = Box<dyn FnMut(u64, u64) + Send>;
 
 struct PackWriter {
     buf: Vec<u8>,
@@ -227,7 +232,7 @@ impl Repository {
         backend.put(&format!("keys/{}", random_hex()), &key)?;
         let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Repository(e.to_string()))?;
         backend.put("config", &text)?;
-        Ok(Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new() })
+        Ok(Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new(), progress: None })
     }
 
     /// Creates a repository in `backend` that shares `from`'s master key and
@@ -363,7 +368,8 @@ impl Repository {
             }
         }
         let keys = keys.ok_or(Error::WrongPassword)?;
-        let mut repo = Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new() };
+        let mut repo =
+            Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new(), progress: None };
         repo.load_index()?;
         Ok(repo)
     }
@@ -377,6 +383,19 @@ impl Repository {
             .map(|p| glob::Pattern::new(p).map_err(|e| Error::Repository(format!("exclude pattern {p:?}: {e}"))))
             .collect::<Result<_>>()?;
         Ok(())
+    }
+
+    /// Calls `f(files, bytes)` after each file a backup or restore handles.
+    pub fn set_progress(&mut self, f: Progress) {
+        self.progress = Some(std::sync::Mutex::new(f));
+    }
+
+    fn report(&self, files: u64, bytes: u64) {
+        if let Some(p) = &self.progress {
+            if let Ok(mut f) = p.lock() {
+                f(files, bytes);
+            }
+        }
     }
 
     fn excluded(&self, path: &Path, name: &str) -> bool {
@@ -658,6 +677,7 @@ impl Repository {
             });
             let reusable = unchanged
                 .filter(|p| p.content.iter().all(|c| parse_id(c).is_some_and(|id| self.index.contains_key(&id))));
+            self.report(summary.files, summary.bytes);
             match reusable {
                 Some(p) => node.content = p.content.clone(),
                 None => {
@@ -1019,6 +1039,7 @@ impl Repository {
                         out.bytes += data.len() as u64;
                     }
                     out.files += 1;
+                    self.report(out.files, out.bytes);
                     let when = UNIX_EPOCH + std::time::Duration::from_nanos(n.mtime_ns.max(0) as u64);
                     let _ = f.set_modified(when);
                 }

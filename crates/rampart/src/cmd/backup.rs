@@ -217,6 +217,9 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
         Action::Run { paths, postgres, stdin, sqlite, tag, exclude, job: _ } => {
             let mut r = Repository::open(backend, &password).map_err(fail)?;
             r.set_excludes(&exclude).map_err(fail)?;
+            if let Some(p) = progress_line("backed up", None) {
+                r.set_progress(p);
+            }
             let start = Instant::now();
             let (id, snap) = if let Some(db) = &postgres {
                 backup_postgres(&mut r, db, &tag)?
@@ -227,6 +230,7 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
             } else {
                 r.backup(&paths, &tag).map_err(fail)?
             };
+            clear_progress();
             let s = &snap.summary;
             summary = format!("snapshot {id}: {} files, {} bytes, {} new bytes", s.files, s.bytes, s.new_bytes);
             if args.json {
@@ -263,9 +267,15 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
             }
         }
         Action::Restore { snapshot, target } => {
-            let r = Repository::open(backend, &password).map_err(fail)?;
+            let mut r = Repository::open(backend, &password).map_err(fail)?;
+            let total = r.snapshot(&snapshot).ok().map(|(_, s)| s.summary.bytes);
+            if let Some(p) = progress_line("restored", total) {
+                r.set_progress(p);
+            }
             let start = Instant::now();
-            let done = r.restore(&snapshot, &target).map_err(fail)?;
+            let done = r.restore(&snapshot, &target);
+            clear_progress();
+            let done = done.map_err(fail)?;
             summary = format!(
                 "snapshot {snapshot} restored to {}: {} files, {} bytes",
                 target.display(),
@@ -362,6 +372,39 @@ fn execute(args: BackupArgs, repo_dir: &Path) -> Result<(ExitCode, String), CliE
         }
     }
     Ok((ExitCode::SUCCESS, summary))
+}
+
+/// A progress line on standard error when it is a terminal: files, bytes,
+/// rate and, when the total is known, the time left; redrawn at most ten
+/// times a second.
+fn progress_line(verb: &'static str, total: Option<u64>) -> Option<rampart_backup::repo::Progress> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let start = Instant::now();
+    let mut last = Instant::now();
+    Some(Box::new(move |files, bytes| {
+        if last.elapsed().as_millis() < 100 {
+            return;
+        }
+        last = Instant::now();
+        let secs = start.elapsed().as_secs_f64().max(1e-3);
+        let rate = bytes as f64 / secs;
+        let eta = match total {
+            Some(t) if rate > 0.0 && t > bytes => format!(", {:.0} s left", (t - bytes) as f64 / rate),
+            _ => String::new(),
+        };
+        eprint!("\r{verb} {files} files, {:.1} MiB, {:.0} MiB/s{eta}   ", bytes as f64 / 1048576.0, rate / 1048576.0);
+    }))
+}
+
+/// Clears the progress line, if one was drawn.
+fn clear_progress() {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
 }
 
 /// Dumps database `db` with pg_dump into a new snapshot; a failed dump
