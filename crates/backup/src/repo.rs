@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -160,8 +161,8 @@ pub struct Pruned {
 
 /// An open repository.
 pub struct Repository {
-    backend: Box<dyn Backend>,
-    keys: Keys,
+    backend: Arc<dyn Backend>,
+    keys: Arc<Keys>,
     config: Config,
     index: HashMap<[u8; 32], Location>,
     /// Patterns of files and directories left out of backups.
@@ -169,6 +170,38 @@ pub struct Repository {
     /// Told (files, bytes) as a backup or restore goes.
     progress: Option<std::sync::Mutex<Progress>>,
 }
+
+/// A held repository lock (docs/backup-format.md, "Locks"): refreshed in
+/// the background while held, removed when dropped.
+pub struct Lock {
+    name: String,
+    backend: Arc<dyn Backend>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let _ = self.backend.delete(&self.name);
+    }
+}
+
+/// A lock's content.
+#[derive(Serialize, Deserialize)]
+struct LockFile {
+    time: u64,
+    hostname: String,
+    pid: u32,
+    exclusive: bool,
+}
+
+/// A lock older than this (not refreshed) is stale.
+pub const STALE_LOCK_NS: u64 = 30 * 60 * 1_000_000_000;
+const LOCK_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A progress callback: files and bytes done so far.
 pub type Progress = Box<dyn FnMut(u64, u64) + Send>;
@@ -218,6 +251,7 @@ impl Repository {
     /// Creates a repository in `backend`, its master key wrapped under
     /// `password`. Refuses a place that already holds one.
     pub fn init(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let backend: Arc<dyn Backend> = Arc::from(backend);
         if backend.exists("config")? {
             return Err(Error::Repository(format!("{}: a repository already exists here", backend.location())));
         }
@@ -232,7 +266,14 @@ impl Repository {
         backend.put(&format!("keys/{}", random_hex()), &key)?;
         let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Repository(e.to_string()))?;
         backend.put("config", &text)?;
-        Ok(Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new(), progress: None })
+        Ok(Repository {
+            backend,
+            keys: Arc::new(keys),
+            config,
+            index: HashMap::new(),
+            excludes: Vec::new(),
+            progress: None,
+        })
     }
 
     /// Creates a repository in `backend` that shares `from`'s master key and
@@ -348,6 +389,7 @@ impl Repository {
     /// Opens the repository in `backend` with `password`, and reads its
     /// indexes.
     pub fn open(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let backend: Arc<dyn Backend> = Arc::from(backend);
         let text = backend.get("config").map_err(|_| {
             Error::Repository(format!("{}: no repository here (run `rampart backup init`)", backend.location()))
         })?;
@@ -368,10 +410,66 @@ impl Repository {
             }
         }
         let keys = keys.ok_or(Error::WrongPassword)?;
-        let mut repo =
-            Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new(), progress: None };
+        let mut repo = Repository {
+            backend,
+            keys: Arc::new(keys),
+            config,
+            index: HashMap::new(),
+            excludes: Vec::new(),
+            progress: None,
+        };
         repo.load_index()?;
         Ok(repo)
+    }
+
+    /// Takes a lock: shared (backups, restores) or exclusive (prune,
+    /// repair). Stale locks (not refreshed for 30 minutes) are removed;
+    /// a live lock that conflicts is an error naming its holder.
+    pub fn lock(&self, exclusive: bool) -> Result<Lock> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        for name in self.backend.list("locks/")? {
+            let Ok(data) = self.backend.get(&name) else { continue };
+            let Ok(plain) = self.keys.open_envelope("lock", &data, &name) else { continue };
+            let Ok(l) = serde_json::from_slice::<LockFile>(&plain) else { continue };
+            if now.saturating_sub(l.time) > STALE_LOCK_NS {
+                let _ = self.backend.delete(&name);
+                continue;
+            }
+            if exclusive || l.exclusive {
+                return Err(Error::Repository(format!(
+                    "the repository is locked ({}) by {} pid {}; try again when it is done",
+                    if l.exclusive { "exclusively" } else { "for a backup" },
+                    l.hostname,
+                    l.pid
+                )));
+            }
+        }
+        let name = format!("locks/{}", random_hex());
+        let write = {
+            let keys = self.keys.clone();
+            let backend = self.backend.clone();
+            let name = name.clone();
+            move || {
+                let l = LockFile {
+                    time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                    hostname: std::fs::read_to_string("/etc/hostname")
+                        .map(|h| h.trim().to_string())
+                        .unwrap_or_default(),
+                    pid: std::process::id(),
+                    exclusive,
+                };
+                let plain = serde_json::to_vec(&l).unwrap_or_default();
+                backend.put(&name, &keys.envelope("lock", &plain))
+            }
+        };
+        write()?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let refresher = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LOCK_REFRESH) {
+                let _ = write();
+            }
+        });
+        Ok(Lock { name, backend: self.backend.clone(), stop: Some(stop), refresher: Some(refresher) })
     }
 
     /// Leaves out of the next backups every file or directory whose name or
@@ -463,6 +561,7 @@ impl Repository {
     /// repository does not hold yet are stored; files unchanged since the
     /// latest snapshot of the same paths (size, mtime, inode) are not read.
     pub fn backup(&mut self, paths: &[PathBuf], tags: &[String]) -> Result<(String, Snapshot)> {
+        let _lock = self.lock(false)?;
         let start = Instant::now();
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         let parent = self.snapshots()?.into_iter().rev().find(|(_, s)| s.paths == names);
@@ -852,6 +951,7 @@ impl Repository {
     /// every remaining pack is written (superseding the old ones), and only
     /// then are the old indexes and the unused packs deleted.
     pub fn prune(&mut self) -> Result<Pruned> {
+        let _lock = self.lock(true)?;
         // Every blob a snapshot reaches.
         let mut used = std::collections::HashSet::new();
         for (_, snap) in self.snapshots()? {

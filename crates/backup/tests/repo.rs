@@ -263,3 +263,24 @@ fn copies_share_packs_and_repair_each_other() {
     assert_eq!(repaired.len(), 1);
     assert!(a.check(true).unwrap().is_empty());
 }
+
+#[test]
+fn locks_keep_prune_away_from_running_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    dataset(&src);
+    let dir = tmp.path().join("repo");
+    let mut a = Repository::init(Box::new(LocalDir::new(&dir)), PASSWORD).unwrap();
+    a.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let mut b = Repository::open(Box::new(LocalDir::new(&dir)), PASSWORD).unwrap();
+    {
+        let _running = a.lock(false).unwrap();
+        let err = b.prune().unwrap_err().to_string();
+        assert!(err.contains("locked") && err.contains("pid"), "{err}");
+        // Shared locks do not exclude each other.
+        let _also = b.lock(false).unwrap();
+    }
+    // Released on drop: prune runs, and leaves no lock behind.
+    b.prune().unwrap();
+    assert_eq!(std::fs::read_dir(dir.join("locks")).map(|d| d.count()).unwrap_or(0), 0);
+}
