@@ -229,6 +229,16 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Nanoseconds since the epoch.
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// This machine's name, for snapshots and locks.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
 fn random_hex() -> String {
     let mut b = [0u8; 16];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
@@ -426,7 +436,7 @@ impl Repository {
     /// repair). Stale locks (not refreshed for 30 minutes) are removed;
     /// a live lock that conflicts is an error naming its holder.
     pub fn lock(&self, exclusive: bool) -> Result<Lock> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let now = now_ns();
         for name in self.backend.list("locks/")? {
             let Ok(data) = self.backend.get(&name) else { continue };
             let Ok(plain) = self.keys.open_envelope("lock", &data, &name) else { continue };
@@ -450,14 +460,7 @@ impl Repository {
             let backend = self.backend.clone();
             let name = name.clone();
             move || {
-                let l = LockFile {
-                    time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-                    hostname: std::fs::read_to_string("/etc/hostname")
-                        .map(|h| h.trim().to_string())
-                        .unwrap_or_default(),
-                    pid: std::process::id(),
-                    exclusive,
-                };
+                let l = LockFile { time: now_ns(), hostname: hostname(), pid: std::process::id(), exclusive };
                 let plain = serde_json::to_vec(&l).unwrap_or_default();
                 backend.put(&name, &keys.envelope("lock", &plain))
             }
@@ -584,27 +587,9 @@ impl Repository {
         root.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let root_id = self.store_tree(&root, &mut w, &mut index, &mut summary)?;
         self.flush_pack(&mut w, &mut index)?;
-        if !index.packs.is_empty() {
-            let plain = serde_json::to_vec(&index).map_err(|e| Error::Repository(e.to_string()))?;
-            let data = self.keys.envelope("index", &plain);
-            self.backend.put(&format!("index/{}", hex(&sha256(&data))), &data)?;
-        }
+        self.write_index(&index)?;
         summary.duration_ms = start.elapsed().as_millis() as u64;
-        let snap = Snapshot {
-            time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-            hostname: std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
-            paths: names,
-            tags: tags.to_vec(),
-            tree: root_id,
-            parent: parent.map(|(id, _)| id),
-            source: "files".into(),
-            summary,
-        };
-        let plain = serde_json::to_vec(&snap).map_err(|e| Error::Repository(e.to_string()))?;
-        let data = self.keys.envelope("snapshot", &plain);
-        let id = hex(&sha256(&data));
-        self.backend.put(&format!("snapshots/{id}"), &data)?;
-        Ok((id, snap))
+        self.write_snapshot(names, tags, root_id, parent.map(|(id, _)| id), "files", summary)
     }
 
     /// Backs up one stream (a database dump, stdin) as the file `name` of
@@ -632,14 +617,13 @@ impl Repository {
             content.push(hex(&self.add_blob(&chunk.data, 0, &mut w, &mut index, &mut summary)?));
         }
         finished()?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let node = Node {
             name: name.to_string(),
             kind: "file".into(),
             mode: 0o600,
             uid: 0,
             gid: 0,
-            mtime_ns: now as i128,
+            mtime_ns: i128::from(now_ns()),
             size: summary.bytes,
             content,
             subtree: None,
@@ -675,8 +659,8 @@ impl Repository {
         summary: Summary,
     ) -> Result<(String, Snapshot)> {
         let snap = Snapshot {
-            time: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-            hostname: std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
+            time: now_ns(),
+            hostname: hostname(),
             paths,
             tags: tags.to_vec(),
             tree,
@@ -1023,9 +1007,7 @@ impl Repository {
             packs.entry(l.pack.clone()).or_default().push((hex(id), l.kind, l.offset, l.length, l.plain, l.compressed));
         }
         all.packs = packs.into_iter().map(|(id, blobs)| IndexPack { id, blobs }).collect();
-        let plain = serde_json::to_vec(&all).map_err(|e| Error::Repository(e.to_string()))?;
-        let data = self.keys.envelope("index", &plain);
-        self.backend.put(&format!("index/{}", hex(&sha256(&data))), &data)?;
+        self.write_index(&all)?;
         // Only now may anything go.
         for n in &old {
             self.backend.delete(n)?;
