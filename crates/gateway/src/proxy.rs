@@ -148,6 +148,7 @@ impl Handler {
         };
         if let Some(tx) = &mut waf {
             request::load_head(tx, &request);
+            tx.run_phase(1);
             if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
                 return Ok(resp);
             }
@@ -185,6 +186,7 @@ impl Handler {
                 _ => Bytes::new(),
             };
             request::load_body(tx, &waf_headers, &bytes);
+            tx.run_phase(2);
             if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
                 return Ok(resp);
             }
@@ -275,8 +277,8 @@ impl Handler {
         rt.waf.engine.as_ref().is_some_and(|e| e.has_phase(phase))
     }
 
-    /// Runs the phase the transaction is ready for (1, 2, or after 3 and 4
-    /// have run, nothing) and turns a refusing verdict into the response.
+    /// Turns the verdict of the phases run so far, when it refuses, into
+    /// the response (logged, counted, scored).
     async fn waf_verdict(
         &self,
         rt: &Arc<Runtime>,
@@ -285,11 +287,6 @@ impl Handler {
         route: &Route,
         reason: Reason,
     ) -> Option<Response<ResponseBody>> {
-        if reason == Reason::WafBlocked {
-            // Phase 1 before the body is loaded, phase 2 after.
-            let phase = if tx.get("REQUEST_BODY_LENGTH").is_some() { 2 } else { 1 };
-            tx.run_phase(phase);
-        }
         let (status, extra) = match tx.verdict() {
             Verdict::Pass | Verdict::Allow => return None,
             Verdict::Deny(s) => (*s, None),
