@@ -31,6 +31,17 @@ Every response you see passed Rampart's checks and carries its security headers.
 
 /// Starts the demo app on `127.0.0.1:0` and returns its address.
 pub async fn start() -> std::io::Result<SocketAddr> {
+    serve_local(handle).await
+}
+
+/// Serves `handler` on an ephemeral loopback port (HTTP/1.1 and HTTP/2)
+/// and returns the address: the demo app, and the reflecting backend of
+/// `rampart waf test`.
+pub async fn serve_local<F, Fut>(handler: F) -> std::io::Result<SocketAddr>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -38,9 +49,10 @@ pub async fn start() -> std::io::Result<SocketAddr> {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let handler = handler.clone();
             tokio::spawn(async move {
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .serve_connection(TokioIo::new(stream), service_fn(handler))
                     .await;
             });
         }

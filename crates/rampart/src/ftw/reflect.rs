@@ -11,28 +11,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 
 /// Starts the backend on `127.0.0.1:0` and returns its address.
 pub async fn start() -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
+    rampart_gateway::demo::serve_local(handle).await
 }
 
 #[derive(serde::Deserialize, Default)]
