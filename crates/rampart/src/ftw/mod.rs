@@ -157,17 +157,19 @@ struct LogTail {
 }
 
 impl LogTail {
-    /// The new lines of transaction `id`.
+    /// The new lines of transaction `id` (only what was appended since the
+    /// last read is read).
     fn lines_of(&mut self, id: &str) -> String {
-        let Ok(bytes) = std::fs::read(&self.path) else { return String::new() };
-        let start = usize::try_from(self.offset).unwrap_or(0).min(bytes.len());
-        self.offset = bytes.len() as u64;
+        use std::io::{Read, Seek, SeekFrom};
+        let mut new = Vec::new();
+        let read = std::fs::File::open(&self.path)
+            .and_then(|mut f| f.seek(SeekFrom::Start(self.offset)).and_then(|_| f.read_to_end(&mut new)));
+        if read.is_err() {
+            return String::new();
+        }
+        self.offset += new.len() as u64;
         let marker = format!("[unique_id \"{id}\"]");
-        String::from_utf8_lossy(&bytes[start..])
-            .lines()
-            .filter(|l| l.contains(&marker))
-            .map(|l| l.to_string() + "\n")
-            .collect()
+        String::from_utf8_lossy(&new).lines().filter(|l| l.contains(&marker)).map(|l| l.to_string() + "\n").collect()
     }
 }
 
