@@ -29,6 +29,15 @@ pub trait Backend: Send + Sync {
     fn location(&self) -> String;
 }
 
+/// The backend for a repository location: `s3:...` (see [`crate::s3`])
+/// or a local directory.
+pub fn open(location: &str) -> Result<Box<dyn Backend>> {
+    if crate::s3::S3Location::parse(location).is_some() {
+        return Ok(Box::new(crate::s3::S3::new(location)?));
+    }
+    Ok(Box::new(LocalDir::new(Path::new(location))))
+}
+
 /// A repository in a local directory.
 pub struct LocalDir {
     root: PathBuf,

@@ -6,16 +6,19 @@
 //!
 //! - [`crypto`]: the master key, wrapped under a passphrase with Argon2id,
 //!   and the envelopes every object is sealed in;
-//! - [`backend`]: where objects live (a local directory here; S3-compatible
-//!   storage next);
+//! - [`backend`]: where objects live: a local directory, or
+//!   S3-compatible object storage ([`s3`]);
 //! - [`tree`]: directory trees as blobs;
+//! - [`lock`]: shared and exclusive repository locks, stale-lock removal;
 //! - [`repo`]: `init`, `open`, `backup`, `snapshots`, `restore`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod backend;
 pub mod crypto;
+pub mod lock;
 pub mod repo;
+pub mod s3;
 pub mod tree;
 
 /// What can go wrong with a repository, with what it concerns.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::crypto::{KeyFile, Keys};
+pub use crate::lock::Lock;
 use crate::tree::{Node, Tree};
 use crate::{hex, Error, Result};
 
@@ -171,38 +172,6 @@ pub struct Repository {
     progress: Option<std::sync::Mutex<Progress>>,
 }
 
-/// A held repository lock (docs/backup-format.md, "Locks"): refreshed in
-/// the background while held, removed when dropped.
-pub struct Lock {
-    name: String,
-    backend: Arc<dyn Backend>,
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    refresher: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.refresher.take() {
-            let _ = t.join();
-        }
-        let _ = self.backend.delete(&self.name);
-    }
-}
-
-/// A lock's content.
-#[derive(Serialize, Deserialize)]
-struct LockFile {
-    time: u64,
-    hostname: String,
-    pid: u32,
-    exclusive: bool,
-}
-
-/// A lock older than this (not refreshed) is stale.
-pub const STALE_LOCK_NS: u64 = 30 * 60 * 1_000_000_000;
-const LOCK_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// A progress callback: files and bytes done so far.
 pub type Progress = Box<dyn FnMut(u64, u64) + Send>;
 
@@ -230,16 +199,16 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// Nanoseconds since the epoch.
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 /// This machine's name, for snapshots and locks.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut b = [0u8; 16];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
     hex(&b)
@@ -317,6 +286,7 @@ impl Repository {
     /// name on the way; returns the snapshot ids copied.
     pub fn copy_to(&self, dest: &mut Repository) -> Result<Vec<String>> {
         self.same_repository(dest)?;
+        let _locks = (self.lock(false)?, dest.lock(false)?);
         let have: std::collections::HashSet<String> = dest.snapshots()?.into_iter().map(|(id, _)| id).collect();
         let mut copied = Vec::new();
         for (sid, snap) in self.snapshots()? {
@@ -378,6 +348,7 @@ impl Repository {
     /// (`check` names them).
     pub fn repair_from(&self, other: &Repository) -> Result<Vec<String>> {
         self.same_repository(other)?;
+        let _locks = (self.lock(true)?, other.lock(false)?);
         let packs: std::collections::BTreeSet<&str> = self.index.values().map(|l| l.pack.as_str()).collect();
         let mut repaired = Vec::new();
         for pack in packs {
@@ -432,47 +403,10 @@ impl Repository {
         Ok(repo)
     }
 
-    /// Takes a lock: shared (backups, restores) or exclusive (prune,
-    /// repair). Stale locks (not refreshed for 30 minutes) are removed;
-    /// a live lock that conflicts is an error naming its holder.
+    /// Takes a lock: shared (backups, restores, copies) or exclusive
+    /// (forget, prune, repair); see [`crate::lock`].
     pub fn lock(&self, exclusive: bool) -> Result<Lock> {
-        let now = now_ns();
-        for name in self.backend.list("locks/")? {
-            let Ok(data) = self.backend.get(&name) else { continue };
-            let Ok(plain) = self.keys.open_envelope("lock", &data, &name) else { continue };
-            let Ok(l) = serde_json::from_slice::<LockFile>(&plain) else { continue };
-            if now.saturating_sub(l.time) > STALE_LOCK_NS {
-                let _ = self.backend.delete(&name);
-                continue;
-            }
-            if exclusive || l.exclusive {
-                return Err(Error::Repository(format!(
-                    "the repository is locked ({}) by {} pid {}; try again when it is done",
-                    if l.exclusive { "exclusively" } else { "for a backup" },
-                    l.hostname,
-                    l.pid
-                )));
-            }
-        }
-        let name = format!("locks/{}", random_hex());
-        let write = {
-            let keys = self.keys.clone();
-            let backend = self.backend.clone();
-            let name = name.clone();
-            move || {
-                let l = LockFile { time: now_ns(), hostname: hostname(), pid: std::process::id(), exclusive };
-                let plain = serde_json::to_vec(&l).unwrap_or_default();
-                backend.put(&name, &keys.envelope("lock", &plain))
-            }
-        };
-        write()?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let refresher = std::thread::spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LOCK_REFRESH) {
-                let _ = write();
-            }
-        });
-        Ok(Lock { name, backend: self.backend.clone(), stop: Some(stop), refresher: Some(refresher) })
+        crate::lock::take(&self.backend, &self.keys, exclusive)
     }
 
     /// Leaves out of the next backups every file or directory whose name or
@@ -604,6 +538,7 @@ impl Repository {
         tags: &[String],
         finished: impl FnOnce() -> Result<()>,
     ) -> Result<(String, Snapshot)> {
+        let _lock = self.lock(false)?;
         let start = Instant::now();
         let mut w = PackWriter { buf: Vec::new(), entries: Vec::new() };
         let mut index = IndexFile::default();
@@ -895,6 +830,7 @@ impl Repository {
         if policy.is_empty() {
             return Err(Error::Repository("a policy that keeps nothing: give at least one --keep-* option".into()));
         }
+        let _lock = self.lock(true)?;
         let mut all = self.snapshots()?;
         all.reverse(); // newest first
         let mut keep = vec![false; all.len()];
@@ -1090,26 +1026,38 @@ impl Repository {
     /// Restores snapshot `id` (or `latest`) into `target`; every byte is
     /// checked against its chunk id before it is written.
     pub fn restore(&self, id: &str, target: &Path) -> Result<Restored> {
+        self.restore_selected(id, target, &[])
+    }
+
+    /// Restores the parts of snapshot `id` that `include` selects (paths
+    /// inside the snapshot, such as `data/docs` or `data/*.txt`, and
+    /// everything below them; none: the whole snapshot) into `target`.
+    pub fn restore_selected(&self, id: &str, target: &Path, include: &[String]) -> Result<Restored> {
+        let _lock = self.lock(false)?;
         let (_, snap) = self.snapshot(id)?;
+        let include = Selection::new(include)?;
         std::fs::create_dir_all(target).map_err(io(target))?;
         let root = self.load_tree(&snap.tree)?;
         let mut out = Restored::default();
-        self.restore_tree(&root, target, &mut out)?;
+        self.restore_tree(&root, target, "", &include, &mut out)?;
         Ok(out)
     }
 
-    fn restore_tree(&self, tree: &Tree, dir: &Path, out: &mut Restored) -> Result<()> {
+    fn restore_tree(&self, tree: &Tree, dir: &Path, at: &str, include: &Selection, out: &mut Restored) -> Result<()> {
         for n in &tree.nodes {
             if n.name.contains('/') || n.name == ".." || n.name == "." {
                 return Err(Error::Damaged(format!("tree entry name {:?}", n.name)));
             }
+            let rel = if at.is_empty() { n.name.clone() } else { format!("{at}/{}", n.name) };
+            let Some(whole) = include.selects(&rel, n.kind == "dir") else { continue };
             let path = dir.join(&n.name);
             match n.kind.as_str() {
                 "dir" => {
                     std::fs::create_dir_all(&path).map_err(io(&path))?;
                     if let Some(sub) = &n.subtree {
                         let t = self.load_tree(sub)?;
-                        self.restore_tree(&t, &path, out)?;
+                        let below = if whole { &Selection::ALL } else { include };
+                        self.restore_tree(&t, &path, &rel, below, out)?;
                     }
                 }
                 "file" => {
@@ -1139,5 +1087,44 @@ impl Repository {
             let _ = std::os::unix::fs::chown(&path, Some(n.uid), Some(n.gid));
         }
         Ok(())
+    }
+}
+
+/// Which paths of a snapshot a restore writes.
+struct Selection {
+    patterns: Vec<(String, glob::Pattern)>,
+}
+
+impl Selection {
+    const ALL: Selection = Selection { patterns: Vec::new() };
+
+    fn new(include: &[String]) -> Result<Selection> {
+        let patterns = include
+            .iter()
+            .map(|p| {
+                let p = p.trim_matches('/').to_string();
+                glob::Pattern::new(&p)
+                    .map(|g| (p.clone(), g))
+                    .map_err(|e| Error::Repository(format!("include pattern {p:?}: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Selection { patterns })
+    }
+
+    /// `Some(true)`: `rel` and everything below it; `Some(false)`: a
+    /// directory on the way to something selected; `None`: left out.
+    fn selects(&self, rel: &str, dir: bool) -> Option<bool> {
+        if self.patterns.is_empty() {
+            return Some(true);
+        }
+        if self.patterns.iter().any(|(p, g)| p == rel || g.matches(rel)) {
+            return Some(true);
+        }
+        let on_the_way = dir
+            && self.patterns.iter().any(|(p, _)| {
+                let literal = p.split('/').take_while(|c| !c.contains(['*', '?', '['])).collect::<Vec<_>>().join("/");
+                p.starts_with(&format!("{rel}/")) || literal.starts_with(&format!("{rel}/")) || literal == rel
+            });
+        on_the_way.then_some(false)
     }
 }

@@ -56,12 +56,34 @@ pub struct Config {
     pub backup: Backup,
 }
 
-/// Backup jobs, by name (`rampart backup run --job NAME`).
+/// Backup jobs, by name (`rampart backup run --job NAME`; run on their
+/// schedules by `rampart serve`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Backup {
+    /// A file whose first line is the repositories' password (else
+    /// `RAMPART_BACKUP_PASSWORD`). Never the password itself.
+    pub password_file: Option<PathBuf>,
     /// The jobs.
     pub jobs: BTreeMap<String, BackupJob>,
+}
+
+/// How many snapshots a job keeps (`rampart backup forget --keep-*`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Keep {
+    /// The newest N.
+    pub last: usize,
+    /// One for each of the last N hours.
+    pub hourly: usize,
+    /// ... days.
+    pub daily: usize,
+    /// ... weeks.
+    pub weekly: usize,
+    /// ... months.
+    pub monthly: usize,
+    /// ... years.
+    pub yearly: usize,
 }
 
 /// One backup job: what to back up, and every repository it goes to.
@@ -72,12 +94,22 @@ pub struct BackupJob {
     pub paths: Vec<PathBuf>,
     /// Or a PostgreSQL database (dumped with pg_dump).
     pub postgres: Option<String>,
-    /// Repositories that each get the snapshot (initialised beforehand).
-    pub targets: Vec<PathBuf>,
+    /// Or an SQLite database file (copied consistently while in use).
+    pub sqlite: Option<PathBuf>,
+    /// Repositories that each get the snapshot (initialised beforehand):
+    /// directories, or `s3:http(s)://HOST/BUCKET/PREFIX`.
+    pub targets: Vec<String>,
     /// Glob patterns left out.
     pub exclude: Vec<String>,
     /// Snapshot tags.
     pub tags: Vec<String>,
+    /// When `rampart serve` runs the job (unset: only by hand).
+    pub schedule: Option<crate::Schedule>,
+    /// When `rampart serve` runs a restore drill of the job's latest
+    /// snapshot in every target.
+    pub drill: Option<crate::Schedule>,
+    /// Retention applied after each scheduled run (forget, then prune).
+    pub keep: Option<Keep>,
 }
 
 /// What the WAF does with a request its rules flag.
@@ -870,12 +902,24 @@ impl Config {
             if job.targets.is_empty() {
                 return Err(invalid(&format!("backup.jobs.{name}.targets"), "[]", "at least one repository"));
             }
-            if job.paths.is_empty() == job.postgres.is_none() {
+            let sources = usize::from(!job.paths.is_empty())
+                + usize::from(job.postgres.is_some())
+                + usize::from(job.sqlite.is_some());
+            if sources != 1 {
                 return Err(invalid(
                     &format!("backup.jobs.{name}"),
-                    "paths and postgres",
-                    "either paths or postgres, not both or neither",
+                    "paths, postgres and sqlite",
+                    "exactly one of paths, postgres or sqlite",
                 ));
+            }
+            if let Some(keep) = &job.keep {
+                if keep.last + keep.hourly + keep.daily + keep.weekly + keep.monthly + keep.yearly == 0 {
+                    return Err(invalid(
+                        &format!("backup.jobs.{name}.keep"),
+                        "{}",
+                        "at least one of last, hourly, daily, weekly, monthly, yearly",
+                    ));
+                }
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! - [`Event`]: the one record every component reports what it did with,
 //!   in Elastic Common Schema field names.
 //! - [`HumanDuration`]: durations as people write them (`"10s"`).
+//! - [`Schedule`]: recurring times (`"daily 02:30"`).
 //!
 //! ```
 //! let config = rampart_core::Config::from_toml("[limits]\nmax_headers = 50\n", "rampart.toml").unwrap();
@@ -16,8 +17,10 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod event;
+pub mod schedule;
 
 pub use config::Config;
 pub use duration::HumanDuration;
 pub use error::ConfigError;
 pub use event::{Event, Kind, Outcome};
+pub use schedule::Schedule;

@@ -88,6 +88,24 @@ async fn serve(args: ServeArgs, mut config: Config) -> Result<ExitCode, CliError
             .map_err(|e| CliError::Other(format!("audit sinks: {e}")))?;
     }
 
+    // Backup jobs and drills on their schedules (re-read with the file).
+    let schedule_args = args.config.clone();
+    let current: super::backup::schedule::Current = Arc::new(move || match schedule_args.load() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "backup schedules: keeping the previous configuration");
+            None
+        }
+    });
+    let events = audit.clone();
+    let record: super::backup::schedule::Record = Arc::new(move |e| {
+        if let Err(err) = events.append(e) {
+            tracing::warn!(error = %err, "cannot record a backup event");
+        }
+    });
+    let _schedules = super::backup::schedule::start(&data_dir, current, record)
+        .map_err(|e| CliError::Other(format!("backup schedules: {e}")))?;
+
     let file_args = args.config.clone();
     let demo_url = demo.clone();
     let source: rampart_gateway::ConfigSource = Arc::new(move || {

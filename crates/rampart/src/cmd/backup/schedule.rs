@@ -1,0 +1,171 @@
+//! Backup jobs and restore drills on their schedules, inside
+//! `rampart serve` (`schedule` and `drill` of `[backup.jobs.NAME]`).
+//!
+//! One thread runs the due tasks one after another. When each task last
+//! ran is kept in `DATA_DIR/backup-schedule.json`, so a restart neither
+//! repeats a run nor forgets one. A run that fails at any target, a drill
+//! that fails, and a run that was due long before it could start (the
+//! server was down, or an earlier run took too long) each raise an alert
+//! event; every run is also recorded target by target (`backup-run`,
+//! `backup-drill`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rampart_core::config::BackupJob;
+use rampart_core::{Config, Event, Kind, Outcome, Schedule};
+use serde::{Deserialize, Serialize};
+
+/// How often the thread looks at the clock and re-reads the configuration.
+const TICK: Duration = Duration::from_millis(500);
+const RELOAD: Duration = Duration::from_secs(10);
+
+/// Where an event goes (the running audit log).
+pub type Record = Arc<dyn Fn(Event) + Send + Sync>;
+/// The current configuration, re-read now and then (reloads apply).
+pub type Current = Arc<dyn Fn() -> Option<Config> + Send + Sync>;
+
+/// The running scheduler; stops when dropped.
+pub struct Scheduler {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// When each task last ran: `{"jobs": {"NAME": {"backup": secs, "drill": secs}}}`.
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    jobs: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl State {
+    fn load(path: &Path) -> State {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn save(&self, path: &Path) {
+        let tmp = path.with_extension("json.tmp");
+        let ok = serde_json::to_vec_pretty(self)
+            .ok()
+            .is_some_and(|b| std::fs::write(&tmp, b).is_ok() && std::fs::rename(&tmp, path).is_ok());
+        if !ok {
+            tracing::warn!(file = %path.display(), "cannot save the backup schedule's state");
+        }
+    }
+
+    fn last(&self, job: &str, task: &str) -> Option<SystemTime> {
+        self.jobs.get(job)?.get(task).map(|s| UNIX_EPOCH + Duration::from_secs(*s))
+    }
+
+    fn ran(&mut self, job: &str, task: &str, at: SystemTime) {
+        let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.jobs.entry(job.to_string()).or_default().insert(task.to_string(), secs);
+    }
+}
+
+/// Starts the scheduler when a job has a schedule or a drill (and later
+/// reloads may add some: it always runs).
+pub fn start(data_dir: &Path, current: Current, record: Record) -> std::io::Result<Scheduler> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let state_file = data_dir.join("backup-schedule.json");
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("rampart-backup-schedule".into())
+        .spawn(move || run(&state_file, &current, &record, &flag))?;
+    Ok(Scheduler { stop })
+}
+
+fn run(state_file: &PathBuf, current: &Current, record: &Record, stop: &AtomicBool) {
+    let mut state = State::load(state_file);
+    let mut config: Option<Config> = None;
+    let mut loaded = SystemTime::UNIX_EPOCH;
+    while !stop.load(Ordering::Relaxed) {
+        let now = SystemTime::now();
+        if now.duration_since(loaded).unwrap_or(RELOAD) >= RELOAD {
+            if let Some(c) = current() {
+                config = Some(c);
+            }
+            loaded = now;
+        }
+        if let Some(config) = &config {
+            for (name, job) in &config.backup.jobs {
+                for (task, schedule) in [("backup", job.schedule), ("drill", job.drill)] {
+                    let Some(schedule) = schedule else { continue };
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let last = state.last(name, task);
+                    let due = schedule.next_after(last, SystemTime::now());
+                    let now = SystemTime::now();
+                    if now < due {
+                        continue;
+                    }
+                    if last.is_some() {
+                        check_missed(name, task, &schedule, due, now, record);
+                    }
+                    state.ran(name, task, now);
+                    state.save(state_file);
+                    run_task(config, name, job, task, record);
+                }
+            }
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// A run that starts long after it was due was missed: alert.
+fn check_missed(name: &str, task: &str, schedule: &Schedule, due: SystemTime, now: SystemTime, record: &Record) {
+    let late = now.duration_since(due).unwrap_or_default();
+    let grace = (schedule.period() / 10).max(Duration::from_secs(60));
+    if late > grace {
+        tracing::warn!(job = name, task, late_s = late.as_secs(), "a scheduled backup task was missed");
+        record(
+            Event::new("file", format!("{task}-missed"))
+                .kind(Kind::Alert)
+                .outcome(Outcome::Failure)
+                .severity(4)
+                .label("backup.job", name.to_string())
+                .label("backup.late_s", late.as_secs().to_string())
+                .reason(format!("the {task} of job {name} ({schedule}) was due {} s before it could run", late.as_secs())),
+        );
+    }
+}
+
+fn run_task(config: &Config, name: &str, job: &BackupJob, task: &str, record: &Record) {
+    let password = match super::password(None, config) {
+        Ok(p) => p,
+        Err(e) => return alert(name, task, &[format!("{e}")], record),
+    };
+    let forward = |e: Event| record(e);
+    let outcome = if task == "backup" {
+        super::job::backup(name, job, &password, true, &forward)
+    } else {
+        super::job::drill(name, job, &password, &forward)
+    };
+    let failures = outcome.failures();
+    if failures.is_empty() {
+        tracing::info!(job = name, task, targets = job.targets.len(), "scheduled backup task done");
+    } else {
+        alert(name, task, &failures, record);
+    }
+}
+
+/// A failed run or drill: one alert naming every failed target.
+fn alert(name: &str, task: &str, failures: &[String], record: &Record) {
+    tracing::error!(job = name, task, failures = %failures.join("; "), "a scheduled backup task failed");
+    record(
+        Event::new("file", format!("{task}-failed"))
+            .kind(Kind::Alert)
+            .outcome(Outcome::Failure)
+            .severity(if task == "drill" { 5 } else { 4 })
+            .label("backup.job", name.to_string())
+            .reason(failures.join("; ")),
+    );
+}
