@@ -198,6 +198,20 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Where crash tests stop a process: when `RAMPART_BACKUP_PAUSE_AT`
+/// names this point, the process says so on standard error and waits
+/// there (for the test's SIGKILL). Unset, as in every real run, it costs
+/// one lookup per process.
+fn pause_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT.get_or_init(|| std::env::var("RAMPART_BACKUP_PAUSE_AT").ok()).as_deref() == Some(name) {
+        eprintln!("paused at {name}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 /// Nanoseconds since the epoch.
 pub(crate) fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
@@ -929,7 +943,23 @@ impl Repository {
             doomed.push(name);
         }
         self.write_pack(&mut w, &mut fresh, &mut new_index)?;
+        // Packs no index names: left by a backup that was killed before it
+        // wrote its index (no snapshot can reference them; no backup runs
+        // now, under the exclusive lock).
+        let indexed: std::collections::HashSet<&str> =
+            self.index.values().chain(new_index.values()).map(|l| l.pack.as_str()).collect();
+        let orphans: Vec<String> = self
+            .backend
+            .list("data/")?
+            .into_iter()
+            .filter(|n| n.rsplit('/').next().is_none_or(|id| !indexed.contains(id)))
+            .collect();
+        drop(indexed);
+        out.packs_deleted += orphans.len();
         if doomed.is_empty() {
+            for name in &orphans {
+                self.backend.delete(name)?;
+            }
             return Ok(out);
         }
         // One index for everything that remains, superseding the old ones.
@@ -943,13 +973,17 @@ impl Repository {
             packs.entry(l.pack.clone()).or_default().push((hex(id), l.kind, l.offset, l.length, l.plain, l.compressed));
         }
         all.packs = packs.into_iter().map(|(id, blobs)| IndexPack { id, blobs }).collect();
+        pause_point("prune: new packs and index written");
         self.write_index(&all)?;
+        pause_point("prune: superseding index written");
         // Only now may anything go.
         for n in &old {
             self.backend.delete(n)?;
+            pause_point("prune: an old index deleted");
         }
-        for name in &doomed {
+        for name in doomed.iter().chain(&orphans) {
             self.backend.delete(name)?;
+            pause_point("prune: an unused pack deleted");
         }
         self.index = new_index;
         Ok(out)

@@ -2,6 +2,7 @@
 //! `moto[server]`, installed by `.ci/run`), started on a free loopback
 //! port and stopped on drop. A missing moto fails the test: it is not
 //! skipped.
+#![allow(dead_code)] // Each test binary uses its own part.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -52,6 +53,21 @@ impl S3Server {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+
+    /// The keys under `prefix` in `bucket` (the first thousand).
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let Ok(mut s) = TcpStream::connect(self.addr) else { return Vec::new() };
+        let request = format!(
+            "GET /{bucket}?list-type=2&prefix={prefix} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            self.addr
+        );
+        if s.write_all(request.as_bytes()).is_err() {
+            return Vec::new();
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_string).collect()
     }
 
     /// The repository location `s3:http://ADDR/BUCKET/PREFIX`.

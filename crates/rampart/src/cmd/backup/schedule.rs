@@ -10,7 +10,7 @@
 //! `backup-drill`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,7 +82,7 @@ pub fn start(data_dir: &Path, current: Current, record: Record) -> std::io::Resu
     Ok(Scheduler { stop })
 }
 
-fn run(state_file: &PathBuf, current: &Current, record: &Record, stop: &AtomicBool) {
+fn run(state_file: &Path, current: &Current, record: &Record, stop: &AtomicBool) {
     let mut state = State::load(state_file);
     let mut config: Option<Config> = None;
     let mut loaded = SystemTime::UNIX_EPOCH;
@@ -133,7 +133,10 @@ fn check_missed(name: &str, task: &str, schedule: &Schedule, due: SystemTime, no
                 .severity(4)
                 .label("backup.job", name.to_string())
                 .label("backup.late_s", late.as_secs().to_string())
-                .reason(format!("the {task} of job {name} ({schedule}) was due {} s before it could run", late.as_secs())),
+                .reason(format!(
+                    "the {task} of job {name} ({schedule}) was due {} s before it could run",
+                    late.as_secs()
+                )),
         );
     }
 }
