@@ -123,10 +123,13 @@ impl Keys {
         let nonce = random::<12>();
         let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
         out.extend_from_slice(&nonce);
-        let mut body = plaintext.to_vec();
+        out.extend_from_slice(plaintext);
         // Sealing with a valid key and a fresh nonce does not fail.
-        let _ = self.data.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body);
-        out.extend_from_slice(&body);
+        if let Ok(tag) =
+            self.data.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[12..])
+        {
+            out.extend_from_slice(tag.as_ref());
+        }
         out
     }
 

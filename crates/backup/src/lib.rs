@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod crypto;
 pub mod lock;
+mod packer;
 pub mod repo;
 pub mod s3;
 pub mod tree;
