@@ -120,17 +120,26 @@ impl Keys {
 
     /// `nonce || AES-256-GCM(plaintext)` with `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
-        let nonce = random::<12>();
         let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
+        self.seal_into(&mut out, plaintext, aad);
+        out
+    }
+
+    /// [`Keys::seal`] into `out` (cleared first), so a caller can reuse
+    /// one buffer for many blobs.
+    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8], aad: &[u8]) {
+        let nonce = random::<12>();
+        out.clear();
+        out.reserve(12 + plaintext.len() + 16);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
-        // Sealing with a valid key and a fresh nonce does not fail.
+        // Sealing with a valid key and a fresh nonce does not fail (it
+        // refuses only inputs of more than 64 GiB).
         if let Ok(tag) =
             self.data.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[12..])
         {
             out.extend_from_slice(tag.as_ref());
         }
-        out
     }
 
     /// The plaintext of a sealed `data`, or `Damaged(what)`.

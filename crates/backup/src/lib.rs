@@ -4,6 +4,7 @@
 //! blobs gathered into packs, indexes, and snapshots as trees. Every
 //! snapshot is complete; unchanged chunks are stored once.
 //!
+//! - [`chunker`]: content-defined chunks of a stream (FastCDC);
 //! - [`crypto`]: the master key, wrapped under a passphrase with Argon2id,
 //!   and the envelopes every object is sealed in;
 //! - [`backend`]: where objects live: a local directory, or
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod chunker;
 pub mod crypto;
 pub mod lock;
 mod packer;

@@ -19,7 +19,7 @@ use crate::tree::{Node, Tree};
 use crate::{hex, Error, Result};
 
 /// Packs are closed past this size.
-pub(crate) const PACK_TARGET: usize = 16 << 20;
+pub(crate) const PACK_TARGET: usize = 8 << 20;
 
 /// `config`: the repository's public settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -206,6 +206,8 @@ struct Pipeline {
     packer: Packer,
     /// Ids handed to the packer (not yet in the index).
     pending: std::collections::HashSet<[u8; 32]>,
+    /// The chunker and its buffer, reused from file to file.
+    chunker: Option<crate::chunker::Chunker>,
 }
 
 /// Closes a pack: appends its sealed header and the header's length;
@@ -575,14 +577,14 @@ impl Repository {
         let start = Instant::now();
         let mut pipe = self.pipeline();
         let mut summary = Summary { files: 1, files_read: 1, ..Default::default() };
-        let c = &self.config.chunker;
         let mut content = Vec::new();
-        for chunk in fastcdc::v2020::StreamCDC::new(reader, c.min as usize, c.avg as usize, c.max as usize) {
-            let chunk = chunk
-                .map_err(|e| Error::Io { what: name.to_string(), source: std::io::Error::other(e.to_string()) })?;
-            summary.bytes += chunk.data.len() as u64;
-            content.push(hex(&self.add_blob(chunk.data, 0, &mut pipe, &mut summary)?));
-        }
+        let mut chunker = pipe.chunker.take().unwrap_or_else(|| self.chunker());
+        let read = chunker.chunks(reader, |chunk| {
+            summary.bytes += chunk.len() as u64;
+            content.push(hex(&self.add_blob(chunk, 0, &mut pipe, &mut summary)?));
+            Ok(())
+        });
+        read.map_err(|e| Error::Io { what: name.to_string(), source: e })??;
         finished()?;
         let node = Node {
             name: name.to_string(),
@@ -731,16 +733,13 @@ impl Repository {
                 None => {
                     summary.files_read += 1;
                     let f = std::fs::File::open(path).map_err(io(path))?;
-                    let c = &self.config.chunker;
-                    let chunker = fastcdc::v2020::StreamCDC::new(f, c.min as usize, c.avg as usize, c.max as usize);
-                    for chunk in chunker {
-                        let chunk = chunk.map_err(|e| Error::Io {
-                            what: path.display().to_string(),
-                            source: std::io::Error::other(e.to_string()),
-                        })?;
-                        let id = self.add_blob(chunk.data, 0, pipe, summary)?;
-                        node.content.push(hex(&id));
-                    }
+                    let mut chunker = pipe.chunker.take().unwrap_or_else(|| self.chunker());
+                    let read = chunker.chunks(f, |chunk| {
+                        node.content.push(hex(&self.add_blob(chunk, 0, pipe, summary)?));
+                        Ok(())
+                    });
+                    pipe.chunker = Some(chunker);
+                    read.map_err(io(path))??;
                 }
             }
         } else {
@@ -752,7 +751,7 @@ impl Repository {
 
     fn store_tree(&mut self, tree: &Tree, pipe: &mut Pipeline, s: &mut Summary) -> Result<String> {
         let plain = serde_json::to_vec(tree).map_err(|e| Error::Repository(e.to_string()))?;
-        Ok(hex(&self.add_blob(plain, 1, pipe, s)?))
+        Ok(hex(&self.add_blob(&plain, 1, pipe, s)?))
     }
 
     /// Starts the workers that compress, seal and pack new blobs.
@@ -760,7 +759,13 @@ impl Repository {
         Pipeline {
             packer: Packer::start(self.keys.clone(), self.backend.clone()),
             pending: std::collections::HashSet::new(),
+            chunker: None,
         }
+    }
+
+    fn chunker(&self) -> crate::chunker::Chunker {
+        let c = &self.config.chunker;
+        crate::chunker::Chunker::new(c.min as usize, c.avg as usize, c.max as usize)
     }
 
     /// Waits for the pipeline, then indexes what it wrote.
@@ -772,8 +777,8 @@ impl Repository {
 
     /// Hands a blob to the pipeline unless the repository (or the
     /// pipeline) already has it; returns its id.
-    fn add_blob(&mut self, data: Vec<u8>, kind: u8, pipe: &mut Pipeline, s: &mut Summary) -> Result<[u8; 32]> {
-        let id = self.keys.blob_id(&data);
+    fn add_blob(&mut self, data: &[u8], kind: u8, pipe: &mut Pipeline, s: &mut Summary) -> Result<[u8; 32]> {
+        let id = self.keys.blob_id(data);
         if self.index.contains_key(&id) || !pipe.pending.insert(id) {
             return Ok(id);
         }
