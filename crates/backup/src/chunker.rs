@@ -5,9 +5,9 @@
 //! `StreamCDC` allocates (and zeroes) a buffer of the largest chunk's size
 //! for each stream, and shifts what is left of it after every chunk; a
 //! backup of many files spent more time on that than on finding the cut
-//! points. Here the buffer holds two largest chunks, is allocated once,
-//! and what is left is moved down only when less than a largest chunk
-//! fits after it.
+//! points. Here the buffer holds one and a half largest chunks, is
+//! allocated once, and what is left is moved down only when less than a
+//! largest chunk fits after it.
 
 use std::io::Read;
 
@@ -34,7 +34,7 @@ impl Chunker {
         mut source: R,
         mut f: impl FnMut(&[u8]) -> crate::Result<()>,
     ) -> std::io::Result<crate::Result<()>> {
-        let cap = 2 * self.max;
+        let cap = self.max + self.max / 2;
         if self.buf.len() != cap {
             self.buf = vec![0u8; cap];
         }

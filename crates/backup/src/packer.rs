@@ -34,6 +34,8 @@ struct Job {
 
 /// What the workers share.
 struct Shared {
+    /// Worker threads.
+    workers: usize,
     keys: Arc<Keys>,
     backend: Arc<dyn Backend>,
     /// The pack being filled.
@@ -87,6 +89,7 @@ impl Packer {
         let (queue, jobs) = sync_channel::<Job>(n * QUEUE_PER_WORKER);
         let jobs = Arc::new(Mutex::new(jobs));
         let shared = Arc::new(Shared {
+            workers: n,
             keys,
             backend,
             filling: Mutex::new(PackWriter::default()),
@@ -177,7 +180,8 @@ fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
             })
         };
         let mut blobs = lock(&shared.blobs);
-        if blobs.len() < 2 * QUEUE_PER_WORKER {
+        // Enough for every blob that can be on its way at once.
+        if blobs.len() < shared.workers * (QUEUE_PER_WORKER + 1) + 1 {
             blobs.push(job.data);
         }
         drop(blobs);
@@ -233,7 +237,7 @@ fn write_pack(shared: &Shared, mut pack: PackWriter) -> Result<()> {
     }
     pack.buf.clear();
     let mut spare = lock(&shared.spare);
-    if spare.is_empty() {
+    if spare.len() < shared.workers {
         spare.push(pack.buf);
     }
     Ok(())
