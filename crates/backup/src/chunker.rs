@@ -122,8 +122,15 @@ mod tests {
         let mut a = Vec::new();
         let mut b = Vec::new();
         let mut chunker = Chunker::new(4096, 16384, 65536);
-        chunker.chunks(&input[..], |c| Ok(a.push(c.len()))).unwrap().unwrap();
-        chunker.chunks(Trickle(&input), |c| Ok(b.push(c.len()))).unwrap().unwrap();
+        for (source, out) in [(Box::new(&input[..]) as Box<dyn Read>, &mut a), (Box::new(Trickle(&input)), &mut b)] {
+            chunker
+                .chunks(source, |c| {
+                    out.push(c.len());
+                    Ok(())
+                })
+                .unwrap()
+                .unwrap();
+        }
         assert_eq!(a, b);
         assert_eq!(a.iter().sum::<usize>(), input.len());
     }
