@@ -1,8 +1,9 @@
-//! The backup pipeline's second half: new blobs are compressed and sealed
-//! by worker threads (one per core), gathered into packs and written,
-//! while the first half (the caller: reading, chunking, chunk ids,
-//! deduplication) goes on. Chunk ids are computed before a blob comes
-//! here, so trees never wait for this side.
+//! The backup pipeline's second half: worker threads (one per core)
+//! compute the ids of large chunks, and compress, seal, pack and write the
+//! new blobs, while the first half (the caller: reading, chunking, the ids
+//! of small chunks and trees, deduplication) goes on. The caller waits for
+//! at most [`HASH_WINDOW`] ids at a time, and takes them in order, so
+//! files list their chunks in order and deduplication needs no lock.
 //!
 //! Memory stays bounded: at most [`QUEUE_PER_WORKER`] blobs wait per
 //! worker, one pack fills, and each worker writes at most one full pack
@@ -21,16 +22,29 @@ use crate::{Error, Result};
 
 /// Blobs a worker may have waiting.
 const QUEUE_PER_WORKER: usize = 1;
+/// Chunks whose ids the reading thread may be waiting for at once.
+pub(crate) const HASH_WINDOW: usize = 2;
 /// zstd's level: restic's default ratio or better, at a fraction of
 /// level 3's time.
 pub const ZSTD_LEVEL: i32 = 1;
 
 /// A blob on its way: its id, kind (0 data, 1 tree) and plaintext.
-struct Job {
+struct Blob {
     id: [u8; 32],
     kind: u8,
     data: Vec<u8>,
 }
+
+/// What a worker is asked to do.
+enum Job {
+    /// Compress, seal and pack a new blob.
+    Seal(Blob),
+    /// Compute a chunk's id and send it back with the chunk.
+    Hash(Vec<u8>, SyncSender<Hashed>),
+}
+
+/// A chunk with its id, back from a worker.
+pub(crate) type Hashed = ([u8; 32], Vec<u8>);
 
 /// What the workers share.
 struct Shared {
@@ -54,8 +68,8 @@ struct Shared {
     blobs: Mutex<Vec<Vec<u8>>>,
 }
 
-/// A pack buffer's size: the target, one largest blob, and the header.
-const PACK_CAPACITY: usize = PACK_TARGET + (9 << 20);
+/// A pack buffer's size: the target (or one largest blob), and the header.
+const PACK_CAPACITY: usize = PACK_TARGET + (1 << 20);
 
 #[derive(Default)]
 struct Written {
@@ -114,14 +128,42 @@ impl Packer {
     /// Hands a new blob over; fails once the pipeline has failed (the
     /// storage is gone, say), so the caller stops early.
     pub fn add(&self, id: [u8; 32], kind: u8, bytes: &[u8]) -> Result<()> {
-        if self.shared.failed.load(Ordering::Relaxed) {
-            return Err(self.take_error());
-        }
+        let data = self.buffer(bytes);
+        self.add_owned(id, kind, data)
+    }
+
+    /// [`Packer::add`] of a buffer the caller gives up.
+    pub fn add_owned(&self, id: [u8; 32], kind: u8, data: Vec<u8>) -> Result<()> {
+        self.send(Job::Seal(Blob { id, kind, data }))
+    }
+
+    /// Has a worker compute the id of `chunk`; the receiver gets the id
+    /// and the chunk (for [`Packer::add_owned`] or [`Packer::recycle`]).
+    pub fn hash(&self, chunk: &[u8]) -> Result<Receiver<Hashed>> {
+        let (reply, hashed) = sync_channel(1);
+        self.send(Job::Hash(self.buffer(chunk), reply))?;
+        Ok(hashed)
+    }
+
+    /// Gives a buffer back for the next blobs.
+    pub fn recycle(&self, data: Vec<u8>) {
+        recycle(&self.shared, data);
+    }
+
+    /// A copy of `bytes` in a reused buffer.
+    fn buffer(&self, bytes: &[u8]) -> Vec<u8> {
         let mut data = lock(&self.shared.blobs).pop().unwrap_or_default();
         data.clear();
         data.extend_from_slice(bytes);
+        data
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(self.take_error());
+        }
         let queue = self.queue.as_ref().ok_or_else(|| Error::Repository("backup pipeline closed".into()))?;
-        queue.send(Job { id, kind, data }).map_err(|_| Error::Repository("backup pipeline stopped".into()))
+        queue.send(job).map_err(|_| Error::Repository("backup pipeline stopped".into()))
     }
 
     fn take_error(&self) -> Error {
@@ -162,7 +204,11 @@ fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
     let mut sealer = Sealer::new();
     loop {
         let job = match lock(jobs).recv() {
-            Ok(job) => job,
+            Ok(Job::Seal(blob)) => blob,
+            Ok(Job::Hash(data, reply)) => {
+                let _ = reply.send((shared.keys.blob_id(&data), data));
+                continue;
+            }
             Err(_) => return,
         };
         if shared.failed.load(Ordering::Relaxed) {
@@ -171,20 +217,18 @@ fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
         let compressed = sealer.seal(&shared.keys, &job);
         let full = {
             let mut w = lock(&shared.filling);
+            // A blob that would take the pack past its size starts the
+            // next one: packs (and their buffers) stay within the target.
+            let full = (!w.entries.is_empty() && w.buf.len() + sealer.sealed.len() > PACK_TARGET).then(|| {
+                let buf = lock(&shared.spare).pop().unwrap_or_else(|| Vec::with_capacity(PACK_CAPACITY));
+                std::mem::replace(&mut *w, PackWriter { buf, entries: Vec::new() })
+            });
             let offset = w.buf.len() as u64;
             w.buf.extend_from_slice(&sealer.sealed);
             w.entries.push((job.id, job.kind, offset, sealer.sealed.len() as u32, job.data.len() as u32, compressed));
-            (w.buf.len() >= PACK_TARGET).then(|| {
-                let buf = lock(&shared.spare).pop().unwrap_or_else(|| Vec::with_capacity(PACK_CAPACITY));
-                std::mem::replace(&mut *w, PackWriter { buf, entries: Vec::new() })
-            })
+            full
         };
-        let mut blobs = lock(&shared.blobs);
-        // Enough for every blob that can be on its way at once.
-        if blobs.len() < shared.workers * (QUEUE_PER_WORKER + 1) + 1 {
-            blobs.push(job.data);
-        }
-        drop(blobs);
+        recycle(shared, job.data);
         if let Some(pack) = full {
             if let Err(e) = write_pack(shared, pack) {
                 let mut slot = lock(&shared.error);
@@ -192,6 +236,15 @@ fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
                 shared.failed.store(true, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// Keeps `data` for the next blobs, enough for every blob that can be on
+/// its way at once (the reading thread holds a few more, waiting for ids).
+fn recycle(shared: &Shared, data: Vec<u8>) {
+    let mut blobs = lock(&shared.blobs);
+    if blobs.len() < shared.workers * (QUEUE_PER_WORKER + 1) + HASH_WINDOW + 1 {
+        blobs.push(data);
     }
 }
 
@@ -210,7 +263,7 @@ impl Sealer {
     /// zstd (kept only when it saves space), then AES-256-GCM with the id,
     /// kind and compression flag as associated data, into `self.sealed`;
     /// returns whether the blob was compressed.
-    fn seal(&mut self, keys: &Keys, job: &Job) -> bool {
+    fn seal(&mut self, keys: &Keys, job: &Blob) -> bool {
         self.compressed.clear();
         self.compressed.reserve(zstd::zstd_safe::compress_bound(job.data.len()));
         let packed = self.zstd.as_mut().and_then(|z| z.compress_to_buffer(&job.data, &mut self.compressed).ok());

@@ -18,7 +18,8 @@ use crate::packer::Packer;
 use crate::tree::{Node, Tree};
 use crate::{hex, Error, Result};
 
-/// Packs are closed past this size.
+/// Packs stay within this size (a blob larger than the room left starts
+/// the next pack; prune closes its packs once past it).
 pub(crate) const PACK_TARGET: usize = 8 << 20;
 
 /// `config`: the repository's public settings.
@@ -200,6 +201,10 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out.copy_from_slice(d.as_ref());
     out
 }
+
+/// Chunks this small are hashed by the reading thread (a worker's round
+/// trip would cost more than the hash).
+const HASH_INLINE_BELOW: usize = 256 << 10;
 
 /// Blobs on their way into packs during one backup.
 struct Pipeline {
@@ -734,12 +739,27 @@ impl Repository {
                     summary.files_read += 1;
                     let f = std::fs::File::open(path).map_err(io(path))?;
                     let mut chunker = pipe.chunker.take().unwrap_or_else(|| self.chunker());
+                    // Large chunks are hashed by the workers, a few at a
+                    // time, their ids taken in order.
+                    let mut waiting = std::collections::VecDeque::new();
                     let read = chunker.chunks(f, |chunk| {
-                        node.content.push(hex(&self.add_blob(chunk, 0, pipe, summary)?));
+                        if chunk.len() < HASH_INLINE_BELOW {
+                            waiting.push_back(Ok(self.add_blob(chunk, 0, pipe, summary)?));
+                        } else {
+                            waiting.push_back(Err(pipe.packer.hash(chunk)?));
+                        }
+                        while waiting.len() > crate::packer::HASH_WINDOW {
+                            let id = self.settle(waiting.pop_front(), pipe, summary)?;
+                            node.content.push(hex(&id));
+                        }
                         Ok(())
                     });
                     pipe.chunker = Some(chunker);
                     read.map_err(io(path))??;
+                    while !waiting.is_empty() {
+                        let id = self.settle(waiting.pop_front(), pipe, summary)?;
+                        node.content.push(hex(&id));
+                    }
                 }
             }
         } else {
@@ -785,6 +805,30 @@ impl Repository {
         s.new_bytes += data.len() as u64;
         s.new_blobs += 1;
         pipe.packer.add(id, kind, data)?;
+        Ok(id)
+    }
+
+    /// The id of a chunk that was hashed here (`Ok`) or by a worker
+    /// (`Err(receiver)`); a new chunk goes on to be packed.
+    fn settle(
+        &self,
+        waiting: Option<std::result::Result<[u8; 32], std::sync::mpsc::Receiver<crate::packer::Hashed>>>,
+        pipe: &mut Pipeline,
+        s: &mut Summary,
+    ) -> Result<[u8; 32]> {
+        let hashed = match waiting {
+            Some(Ok(id)) => return Ok(id),
+            Some(Err(rx)) => rx.recv().map_err(|_| Error::Repository("backup pipeline stopped".into()))?,
+            None => return Err(Error::Repository("backup pipeline: nothing to settle".into())),
+        };
+        let (id, data) = hashed;
+        if self.index.contains_key(&id) || !pipe.pending.insert(id) {
+            pipe.packer.recycle(data);
+            return Ok(id);
+        }
+        s.new_bytes += data.len() as u64;
+        s.new_blobs += 1;
+        pipe.packer.add_owned(id, 0, data)?;
         Ok(id)
     }
 

@@ -75,15 +75,20 @@ fn backup_commands_round_trip_and_report_damage() {
         assert!(out.status.success(), "{out:?}");
         assert!(part.join(wanted).is_file() && !part.join(left_out).exists(), "{include}");
     }
-    assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
+    let out = run(&["check", "--read-data", "--json"], Some("pw-for-tests"));
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report, serde_json::json!({"read_data": true, "problems": []}));
     assert_eq!(run(&["snapshots"], Some("not it")).status.code(), Some(1));
     // Retention: a second snapshot, then keep only the newest, and prune.
     std::fs::write(src.join("a.txt"), b"alpha, changed\n").unwrap();
     assert!(run(&["run", src.to_str().unwrap()], Some("pw-for-tests")).status.success());
     assert_eq!(run(&["forget"], Some("pw-for-tests")).status.code(), Some(1), "an empty policy is refused");
-    let out = run(&["forget", "--keep-last", "1", "--prune"], Some("pw-for-tests"));
+    let out = run(&["forget", "--keep-last", "1", "--prune", "--json"], Some("pw-for-tests"));
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 snapshot"), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
+    assert!(report["prune"]["bytes_freed"].as_u64().is_some(), "{report}");
     assert!(run(&["check", "--read-data"], Some("pw-for-tests")).status.success());
     // A restore drill: restored, verified, timed, and removed again.
     let out = run(&["drill", "--json"], Some("pw-for-tests"));
