@@ -228,6 +228,13 @@ fn backup_job_with_a_vanished_target() {
     }
     let out = cmd(&["run", "--job", "files"]);
     assert!(out.status.success(), "{out:?}");
+    // A drill of every target: one report per target.
+    let out = cmd(&["drill", "--job", "files", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let reports: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reports.len(), 2);
+    assert!(reports.iter().all(|r| r["ok"] == true && r["message"].as_str().unwrap().starts_with("drill passed")));
     // Target b disappears; the job still backs up to a.
     std::fs::remove_dir_all(&b).unwrap();
     let out = cmd(&["run", "--job", "files"]);

@@ -146,6 +146,9 @@ enum Action {
         /// Scratch directory [default: a temporary directory, removed after]
         #[arg(long, value_name = "DIR")]
         scratch: Option<PathBuf>,
+        /// Drill every target of this job of the configuration instead
+        #[arg(long, value_name = "NAME", conflicts_with = "scratch")]
+        job: Option<String>,
     },
     /// Check the repository's structure; with --read-data, every byte
     Check {
@@ -163,8 +166,10 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_thp_disable(true);
     let config = args.config.load()?;
-    if let Action::Run { job: Some(name), .. } = &args.action {
-        return run_job(&args, &config, name);
+    match &args.action {
+        Action::Run { job: Some(name), .. } => return run_job(&args, &config, name, "backup"),
+        Action::Drill { job: Some(name), .. } => return run_job(&args, &config, name, "drill"),
+        _ => {}
     }
     let repo = args.repo.clone().ok_or_else(|| CliError::Other("--repo REPO is required".into()))?;
     // Every operation, and every failure, is an audit event.
@@ -367,7 +372,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             summary = prune_text(&p);
             say(&summary, prune_json(&p));
         }
-        Action::Drill { scratch } => {
+        Action::Drill { scratch, job: _ } => {
             let r = Repository::open(backend, password).map_err(fail)?;
             let report = drill::run(&r, scratch)?;
             say(&report.text(), serde_json::to_value(&report).unwrap_or_default());
@@ -439,8 +444,8 @@ fn password_file(f: &Path) -> Result<Zeroizing<Vec<u8>>, CliError> {
 
 /// `run --job NAME`: the job's snapshot into every one of its targets; a
 /// target that fails is reported (and recorded) and the others still get
-/// their snapshot.
-fn run_job(args: &BackupArgs, config: &rampart_core::Config, name: &str) -> Result<ExitCode, CliError> {
+/// their snapshot. `drill --job NAME`: a drill of every target.
+fn run_job(args: &BackupArgs, config: &rampart_core::Config, name: &str, task: &str) -> Result<ExitCode, CliError> {
     let job = config
         .backup
         .jobs
@@ -448,7 +453,12 @@ fn run_job(args: &BackupArgs, config: &rampart_core::Config, name: &str) -> Resu
         .ok_or_else(|| CliError::Other(format!("no backup job {name:?} in the configuration (backup.jobs)")))?;
     let password = password(args.password_file.as_deref(), config)?;
     let data_dir = config.data_dir();
-    let outcome = job::backup(name, job, &password, false, &|e| super::record_event(&data_dir, e));
+    let record = |e| super::record_event(&data_dir, e);
+    let outcome = if task == "drill" {
+        job::drill(name, job, &password, &record)
+    } else {
+        job::backup(name, job, &password, false, &record)
+    };
     for t in &outcome.0 {
         match (&t.result, args.json) {
             (Ok(text), false) => println!("{}: {text}", t.target),
@@ -457,7 +467,7 @@ fn run_job(args: &BackupArgs, config: &rampart_core::Config, name: &str) -> Resu
                 if json {
                     println!("{}", serde_json::json!({"target": t.target, "ok": false, "error": e.to_string()}));
                 }
-                eprintln!("{}: backup failed: {e}", t.target);
+                eprintln!("{}: {task} failed: {e}", t.target);
             }
         }
     }
