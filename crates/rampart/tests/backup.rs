@@ -164,15 +164,12 @@ fn backup_of_a_postgres_database_and_its_drill() {
     pg(&["-d", "test", "-c", &format!("CREATE DATABASE {db}")]);
     pg(&["-d", &db, "-c", "CREATE TABLE orders (id int primary key, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 1000) g"]);
     let repo = dir.path().join("repo");
+    let data_dir = dir.path().join("data");
     let backup = |args: &[&str]| {
-        rampart()
-            .arg("backup")
+        backup_cmd(&data_dir)
             .args(args)
             .arg("--repo")
             .arg(&repo)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RAMPART_BACKUP_PASSWORD", "pw-for-tests")
             .env("PGHOST", "127.0.0.1")
             .env("PGUSER", "postgres")
             .output()
@@ -263,18 +260,8 @@ fn backup_of_an_sqlite_database() {
     };
     sql(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 5000) INSERT INTO t SELECT x, 'row ' || x FROM c;");
     let repo = dir.path().join("repo");
-    let cmd = |args: &[&str]| {
-        rampart()
-            .arg("backup")
-            .args(args)
-            .arg("--repo")
-            .arg(&repo)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RAMPART_BACKUP_PASSWORD", "pw")
-            .output()
-            .unwrap()
-    };
+    let data_dir = dir.path().join("data");
+    let cmd = |args: &[&str]| backup_cmd(&data_dir).args(args).arg("--repo").arg(&repo).output().unwrap();
     assert!(cmd(&["init"]).status.success());
     let out = cmd(&["run", "--sqlite", db.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
