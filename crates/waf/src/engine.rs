@@ -44,6 +44,11 @@ struct Compiled {
     /// Whether a match is logged (`log`, the default, or `nolog`).
     log: bool,
     chained: Option<Box<Compiled>>,
+    /// Which of the engine's [`Engine::ctl_tags`] this rule carries, one
+    /// bit each: `ctl:ruleRemove...ByTag` then costs a bit test per rule
+    /// instead of string comparisons with every tag (CRS removes a target
+    /// by tag on most requests).
+    tag_mask: u64,
 }
 
 /// What a rule says about itself, for logs.
@@ -174,6 +179,9 @@ pub struct Engine {
     mode: EngineMode,
     body_access: bool,
     phases: [bool; 6],
+    /// The tags `ctl:ruleRemoveByTag` / `ruleRemoveTargetByTag` name
+    /// (the first 64: one bit each in [`Compiled::tag_mask`]).
+    ctl_tags: Vec<String>,
 }
 
 /// What a transaction decided.
@@ -226,7 +234,34 @@ impl Engine {
         }
         let markers = set.markers.iter().map(|(n, at)| (n.clone(), *at)).collect();
         let body_access = set.settings.get("SecRequestBodyAccess").is_none_or(|v| v.eq_ignore_ascii_case("on"));
-        Ok(Engine { rules, markers, mode: set.engine, body_access, phases })
+        let mut ctl_tags: Vec<String> = Vec::new();
+        for r in &rules {
+            let mut cur = Some(r);
+            while let Some(c) = cur {
+                for ctl in &c.ctls {
+                    if let Ctl::RemoveByTag(t) | Ctl::RemoveTarget(RuleSel::Tag(t), _) = ctl {
+                        if !ctl_tags.contains(t) && ctl_tags.len() < 64 {
+                            ctl_tags.push(t.clone());
+                        }
+                    }
+                }
+                cur = c.chained.as_deref();
+            }
+        }
+        for r in &mut rules {
+            let mut cur = Some(r);
+            while let Some(c) = cur {
+                c.tag_mask = tag_mask(&ctl_tags, &c.meta.tags);
+                cur = c.chained.as_deref_mut();
+            }
+        }
+        Ok(Engine { rules, markers, mode: set.engine, body_access, phases, ctl_tags })
+    }
+
+    /// The bit of `tag` in [`Compiled::tag_mask`], 0 for a tag no rule's
+    /// `ctl` names (then tags are compared as strings).
+    fn tag_bit(&self, tag: &str) -> u64 {
+        self.ctl_tags.iter().position(|t| t == tag).map_or(0, |i| 1 << i)
     }
 
     /// A new transaction.
@@ -271,6 +306,21 @@ impl Engine {
 
 /// Distinct transformation pipelines, numbered from 1.
 type Chains = StdHashMap<Vec<usize>, u32>;
+
+/// Whether rule `r` carries `tag`, whose bit is `bit` (0: not one of the
+/// engine's ctl tags, compared as a string).
+fn has_tag(r: &Compiled, tag: &str, bit: u64) -> bool {
+    if bit != 0 {
+        r.tag_mask & bit != 0
+    } else {
+        r.meta.tags.iter().any(|t| t == tag)
+    }
+}
+
+/// One bit for each of `ctl_tags` that `tags` holds.
+fn tag_mask(ctl_tags: &[String], tags: &[String]) -> u64 {
+    ctl_tags.iter().enumerate().filter(|(_, t)| tags.contains(t)).fold(0, |m, (i, _)| m | (1 << i))
+}
 
 fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Result<Compiled, CompileError> {
     let err = |message: String| CompileError { file: r.origin.file.to_string(), line: r.origin.line, message };
@@ -369,6 +419,7 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
     };
     Ok(Compiled {
         meta,
+        tag_mask: 0,
         phase,
         variables,
         operator,
@@ -504,9 +555,12 @@ pub struct Transaction<'e> {
     current: usize,
     pinned: Vec<String>,
     removed: Vec<(u64, u64)>,
-    removed_tags: Vec<String>,
+    /// Tags removed by `ctl`, with their bit (0: compared as strings).
+    removed_tags: Vec<(String, u64)>,
     removed_msgs: Vec<String>,
-    removed_targets: Vec<(RuleSel, Target)>,
+    /// Targets removed by `ctl` or the route, with the tag's bit for a
+    /// removal by tag.
+    removed_targets: Vec<(RuleSel, Target, u64)>,
     matches: Vec<Match<'e>>,
     verdict: Verdict,
     mode: EngineMode,
@@ -570,7 +624,7 @@ impl<'e> Transaction<'e> {
     /// with ids in `lo..=hi`.
     pub fn remove_target(&mut self, lo: u64, hi: u64, target: &str) -> Result<(), String> {
         let t = parse_target(target)?;
-        self.removed_targets.push((RuleSel::Ids(vec![(lo, hi)]), t));
+        self.removed_targets.push((RuleSel::Ids(vec![(lo, hi)]), t, 0));
         Ok(())
     }
 
@@ -609,7 +663,7 @@ impl<'e> Transaction<'e> {
         while i < rules.len() && self.verdict == Verdict::Pass {
             let r = &rules[i];
             i += 1;
-            if r.phase != phase || self.is_removed(&r.meta) {
+            if r.phase != phase || self.is_removed(r) {
                 continue;
             }
             let Some(matched) = self.evaluate(r) else { continue };
@@ -646,28 +700,30 @@ impl<'e> Transaction<'e> {
         self.verdict.clone()
     }
 
-    fn is_removed(&self, meta: &Meta) -> bool {
+    fn is_removed(&self, r: &Compiled) -> bool {
+        let meta = &r.meta;
         if let Some(id) = meta.id {
             if self.removed.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id)) {
                 return true;
             }
         }
-        (!self.removed_tags.is_empty() && meta.tags.iter().any(|t| self.removed_tags.iter().any(|r| r == t)))
+        self.removed_tags.iter().any(|(tag, bit)| has_tag(r, tag, *bit))
             || (!self.removed_msgs.is_empty() && meta.msg.as_ref().is_some_and(|m| self.removed_msgs.contains(m)))
     }
 
-    /// Target exclusions that apply to the rule `meta`.
-    fn excluded_targets(&self, meta: &Meta) -> Vec<&Target> {
+    /// Target exclusions that apply to rule `r`.
+    fn excluded_targets(&self, r: &Compiled) -> Vec<&Target> {
+        let meta = &r.meta;
         self.removed_targets
             .iter()
-            .filter(|(sel, _)| match sel {
+            .filter(|(sel, _, bit)| match sel {
                 RuleSel::Ids(ranges) => {
                     meta.id.is_some_and(|id| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&id)))
                 }
-                RuleSel::Tag(t) => meta.tags.iter().any(|x| x == t),
+                RuleSel::Tag(t) => has_tag(r, t, *bit),
                 RuleSel::Msg(m) => meta.msg.as_deref() == Some(m.as_str()),
             })
-            .map(|(_, t)| t)
+            .map(|(_, t, _)| t)
             .collect()
     }
 
@@ -702,7 +758,7 @@ impl<'e> Transaction<'e> {
                     op.matches(v, &lookup) != *negated
                 }
             };
-            let excluded = if this.removed_targets.is_empty() { Vec::new() } else { this.excluded_targets(&r.meta) };
+            let excluded = if this.removed_targets.is_empty() { Vec::new() } else { this.excluded_targets(r) };
             this.for_each_target(r, &excluded, |name, key, value, slot| {
                 let mut captured = None;
                 let mut v: Cow<'_, [u8]> = Cow::Borrowed(value);
@@ -1001,9 +1057,12 @@ impl<'e> Transaction<'e> {
         match c {
             Ctl::RuleEngine(m) => self.mode = *m,
             Ctl::RemoveById(r) => self.removed.extend(r.iter().copied()),
-            Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
+            Ctl::RemoveByTag(t) => self.removed_tags.push((t.clone(), self.engine.tag_bit(t))),
             Ctl::RemoveByMsg(m) => self.removed_msgs.push(m.clone()),
-            Ctl::RemoveTarget(sel, t) => self.removed_targets.push((sel.clone(), t.clone())),
+            Ctl::RemoveTarget(sel, t) => {
+                let bit = if let RuleSel::Tag(tag) = sel { self.engine.tag_bit(tag) } else { 0 };
+                self.removed_targets.push((sel.clone(), t.clone(), bit));
+            }
             Ctl::BodyProcessor(p) => self.body_processor = Some(p.clone()),
             Ctl::ForceBodyVariable(on) => self.force_body_variable = *on,
             Ctl::BodyAccess(on) => self.body_access = *on,
