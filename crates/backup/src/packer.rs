@@ -159,7 +159,7 @@ impl Packer {
     }
 
     fn send(&self, job: Job) -> Result<()> {
-        if self.shared.failed.load(Ordering::Relaxed) {
+        if self.shared.failed.load(Ordering::Acquire) {
             return Err(self.take_error());
         }
         let queue = self.queue.as_ref().ok_or_else(|| Error::Repository("backup pipeline closed".into()))?;
@@ -179,7 +179,7 @@ impl Packer {
                 return Err(Error::Repository("a backup worker thread panicked".into()));
             }
         }
-        if self.shared.failed.load(Ordering::Relaxed) {
+        if self.shared.failed.load(Ordering::Acquire) {
             return Err(self.take_error());
         }
         let last = std::mem::take(&mut *lock(&self.shared.filling));
@@ -190,7 +190,10 @@ impl Packer {
 }
 
 impl Drop for Packer {
+    /// A pipeline dropped unfinished (the backup failed): the workers
+    /// drop what is queued instead of writing packs no index will name.
     fn drop(&mut self) {
+        self.shared.failed.store(true, Ordering::Release);
         drop(self.queue.take());
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -203,7 +206,10 @@ impl Drop for Packer {
 fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
     let mut sealer = Sealer::new();
     loop {
-        let job = match lock(jobs).recv() {
+        // The queue's lock is released before the work (a guard in the
+        // match would hold it while hashing).
+        let next = lock(jobs).recv();
+        let job = match next {
             Ok(Job::Seal(blob)) => blob,
             Ok(Job::Hash(data, reply)) => {
                 let _ = reply.send((shared.keys.blob_id(&data), data));
@@ -211,7 +217,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
             }
             Err(_) => return,
         };
-        if shared.failed.load(Ordering::Relaxed) {
+        if shared.failed.load(Ordering::Acquire) {
             continue; // drain the queue so the sender never blocks
         }
         let compressed = sealer.seal(&shared.keys, &job);
@@ -233,7 +239,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, shared: &Shared) {
             if let Err(e) = write_pack(shared, pack) {
                 let mut slot = lock(&shared.error);
                 slot.get_or_insert(e);
-                shared.failed.store(true, Ordering::Relaxed);
+                shared.failed.store(true, Ordering::Release);
             }
         }
     }

@@ -513,7 +513,13 @@ impl Repository {
     pub fn snapshots(&self) -> Result<Vec<(String, Snapshot)>> {
         let mut out = Vec::new();
         for name in self.backend.list("snapshots/")? {
-            let plain = self.keys.open_envelope("snapshot", &self.backend.get(&name)?, &name)?;
+            let data = self.backend.get(&name)?;
+            // A snapshot's name is the SHA-256 of its object: one copied or
+            // renamed by someone with access to the storage is refused.
+            if name.strip_prefix("snapshots/") != Some(hex(&sha256(&data)).as_str()) {
+                return Err(Error::Damaged(format!("{name} (its name is not the hash of its content)")));
+            }
+            let plain = self.keys.open_envelope("snapshot", &data, &name)?;
             let s: Snapshot = serde_json::from_slice(&plain).map_err(|_| Error::Damaged(name.clone()))?;
             out.push((name.trim_start_matches("snapshots/").to_string(), s));
         }
@@ -651,6 +657,7 @@ impl Repository {
     /// The content of the file `name` at the root of snapshot `id`,
     /// written to `out` (a database dump, to hand to its restore tool).
     pub fn restore_stream(&self, id: &str, name: &str, out: &mut impl Write) -> Result<u64> {
+        let _lock = self.lock(false)?;
         let (_, snap) = self.snapshot(id)?;
         let root = self.load_tree(&snap.tree)?;
         let node = root
@@ -742,7 +749,9 @@ impl Repository {
                     // Large chunks are hashed by the workers, a few at a
                     // time, their ids taken in order.
                     let mut waiting = std::collections::VecDeque::new();
+                    let mut read_bytes = 0u64;
                     let read = chunker.chunks(f, |chunk| {
+                        read_bytes += chunk.len() as u64;
                         if chunk.len() < HASH_INLINE_BELOW {
                             waiting.push_back(Ok(self.add_blob(chunk, 0, pipe, summary)?));
                         } else {
@@ -760,6 +769,8 @@ impl Repository {
                         let id = self.settle(waiting.pop_front(), pipe, summary)?;
                         node.content.push(hex(&id));
                     }
+                    // What was read, if the file changed meanwhile.
+                    node.size = read_bytes;
                 }
             }
         } else {
@@ -1143,7 +1154,9 @@ impl Repository {
         let mut plan = Plan::default();
         self.plan_restore(&root, target, "", &include, &mut plan)?;
         self.restore_chunks(&plan, &mut out)?;
-        for (path, node) in plan.dirs.iter().rev() {
+        // Children before their parents (the list is in that order): a
+        // directory without write permission for its owner is set last.
+        for (path, node) in &plan.dirs {
             set_metadata(path, node)?;
         }
         Ok(out)
@@ -1161,7 +1174,7 @@ impl Repository {
             let path = dir.join(&n.name);
             match n.kind.as_str() {
                 "dir" => {
-                    std::fs::create_dir_all(&path).map_err(io(&path))?;
+                    make_private_dir(&path)?;
                     if let Some(sub) = &n.subtree {
                         let t = self.load_tree(sub)?;
                         let below = if whole { &Selection::ALL } else { include };
@@ -1171,8 +1184,6 @@ impl Repository {
                     plan.dirs.push((path, n.clone()));
                 }
                 "file" => {
-                    let f = std::fs::File::create(&path).map_err(io(&path))?;
-                    f.set_len(n.size).map_err(io(&path))?;
                     let mut ids = Vec::with_capacity(n.content.len());
                     for c in &n.content {
                         ids.push(parse_id(c).ok_or_else(|| Error::Damaged(format!("chunk id {c}")))?);
@@ -1180,10 +1191,17 @@ impl Repository {
                     let file = plan.files.len();
                     let mut offset = 0u64;
                     for (i, id) in ids.iter().enumerate() {
-                        let len = self.index.get(id).map_or(0, |l| u64::from(l.plain));
+                        let len = self.index.get(id).ok_or_else(|| Error::MissingBlob(hex(id)))?.plain;
                         plan.chunks.push((file, i, offset));
-                        offset += len;
+                        offset += u64::from(len);
                     }
+                    // Readable by nobody else until its own mode is set; a
+                    // symlink planted in its place is not followed; as long
+                    // as its chunks say (a file that shrank while it was
+                    // read is not padded to the size seen before).
+                    let f = open_nofollow(&path, true)?;
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io(&path))?;
+                    f.set_len(offset).map_err(io(&path))?;
                     plan.files.push(FileTask { path, node: n.clone(), ids, left: AtomicUsize::new(n.content.len()) });
                     if n.content.is_empty() {
                         finish_file(&plan.files[file])?;
@@ -1222,7 +1240,7 @@ impl Repository {
                     let task = &plan.files[file];
                     let written = self.read_blob_at(&task.ids[chunk], None).and_then(|data| {
                         use std::os::unix::fs::FileExt;
-                        let f = std::fs::OpenOptions::new().write(true).open(&task.path).map_err(io(&task.path))?;
+                        let f = open_nofollow(&task.path, false)?;
                         f.write_all_at(&data, offset).map_err(io(&task.path))?;
                         Ok(data.len() as u64)
                     });
@@ -1276,13 +1294,48 @@ fn finish_file(task: &FileTask) -> Result<()> {
     set_metadata(&task.path, &task.node)
 }
 
+/// Sets a restored file's or directory's time, owner and mode, through
+/// one descriptor opened without following symlinks (so nothing swapped in
+/// meanwhile is changed instead).
 fn set_metadata(path: &Path, n: &Node) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let when = UNIX_EPOCH + std::time::Duration::from_nanos(n.mtime_ns.max(0) as u64);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io(path))?;
+    let _ = f.set_modified(when);
     // Ownership needs privileges; without them the files are ours.
-    let _ = std::os::unix::fs::chown(path, Some(n.uid), Some(n.gid));
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(n.mode)).map_err(io(path))?;
-    if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.set_modified(when);
+    let _ = std::os::unix::fs::fchown(&f, Some(n.uid), Some(n.gid));
+    f.set_permissions(std::fs::Permissions::from_mode(n.mode)).map_err(io(path))
+}
+
+/// Opens a file for writing (creating it, mode 0600, and emptying it with
+/// `create`) without following a symlink in its place.
+fn open_nofollow(path: &Path, create: bool) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(create)
+        .truncate(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io(path))
+}
+
+/// Creates a directory (and its parents) readable by its owner only until
+/// its own mode is set; an existing symlink in its place is refused.
+fn make_private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io(path))?;
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+    if !meta.is_dir() {
+        return Err(Error::Io {
+            what: path.display().to_string(),
+            source: std::io::Error::other("not a directory (a symlink in the restore's way?)"),
+        });
     }
     Ok(())
 }
