@@ -1300,11 +1300,7 @@ fn finish_file(task: &FileTask) -> Result<()> {
 fn set_metadata(path: &Path, n: &Node) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let when = UNIX_EPOCH + std::time::Duration::from_nanos(n.mtime_ns.max(0) as u64);
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(io(path))?;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(io(path))?;
     let _ = f.set_modified(when);
     // Ownership needs privileges; without them the files are ours.
     let _ = std::os::unix::fs::fchown(&f, Some(n.uid), Some(n.gid));

@@ -39,7 +39,11 @@ impl Drop for Scheduler {
     }
 }
 
-/// When each task last ran: `{"jobs": {"NAME": {"backup": secs, "drill": secs}}}`.
+/// When each task last ran: `{"jobs": {"NAME": {"backup": secs, "drill": secs,
+/// "backup-started": secs, "backup-since": secs, ...}}}`: `TASK` when it
+/// last finished, `TASK-started` when it last started (later than `TASK`:
+/// it was interrupted), `TASK-since` when the schedule first saw it (the
+/// base of a daily or weekly schedule that never ran).
 #[derive(Default, Serialize, Deserialize)]
 struct State {
     jobs: BTreeMap<String, BTreeMap<String, u64>>,
@@ -68,6 +72,39 @@ impl State {
         let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.jobs.entry(job.to_string()).or_default().insert(task.to_string(), secs);
     }
+
+    /// When the schedule first saw `task` (now, the first time).
+    fn since(&mut self, job: &str, task: &str, now: SystemTime) -> SystemTime {
+        let key = format!("{task}-since");
+        if let Some(t) = self.last(job, &key) {
+            return t;
+        }
+        self.ran(job, &key, now);
+        now
+    }
+
+    /// Whether `task` started after it last finished: the server stopped
+    /// in the middle of it.
+    fn interrupted(&self, job: &str, task: &str) -> bool {
+        let started = self.last(job, &format!("{task}-started"));
+        started.is_some_and(|s| self.last(job, task).is_none_or(|done| s > done))
+    }
+}
+
+/// When `task` is next due: after its last run; a daily or weekly task that
+/// never ran counts from when the schedule first saw it; an interval task
+/// that never ran is due at once.
+fn due(
+    schedule: &Schedule,
+    last: Option<SystemTime>,
+    since: impl FnOnce() -> SystemTime,
+    now: SystemTime,
+) -> SystemTime {
+    match (last, schedule) {
+        (Some(l), _) => schedule.next_after(Some(l), now),
+        (None, Schedule::Every(_)) => now,
+        (None, _) => schedule.next_after(Some(since()), now),
+    }
 }
 
 /// Starts the scheduler when a job has a schedule or a drill (and later
@@ -84,6 +121,23 @@ pub fn start(data_dir: &Path, current: Current, record: Record) -> std::io::Resu
 
 fn run(state_file: &Path, current: &Current, record: &Record, stop: &AtomicBool) {
     let mut state = State::load(state_file);
+    // Tasks the last server stopped in the middle of: alerted, run again.
+    let mut rerun: std::collections::BTreeSet<(String, String)> = state
+        .jobs
+        .keys()
+        .flat_map(|job| ["backup", "drill"].map(|task| (job.clone(), task.to_string())))
+        .filter(|(job, task)| state.interrupted(job, task))
+        .collect();
+    for (job, task) in &rerun {
+        record(
+            Event::new("file", format!("{task}-interrupted"))
+                .kind(Kind::Alert)
+                .outcome(Outcome::Failure)
+                .severity(4)
+                .label("backup.job", job.clone())
+                .reason(format!("the {task} of job {job} was under way when the server stopped; it runs again now")),
+        );
+    }
     let mut config: Option<Config> = None;
     let mut loaded = SystemTime::UNIX_EPOCH;
     while !stop.load(Ordering::Relaxed) {
@@ -101,18 +155,37 @@ fn run(state_file: &Path, current: &Current, record: &Record, stop: &AtomicBool)
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let last = state.last(name, task);
-                    let due = schedule.next_after(last, SystemTime::now());
                     let now = SystemTime::now();
-                    if now < due {
+                    let last = state.last(name, task);
+                    let again = rerun.remove(&(name.clone(), task.to_string()));
+                    let mut first_seen = false;
+                    let due_at = if again {
+                        now
+                    } else {
+                        due(
+                            &schedule,
+                            last,
+                            || {
+                                first_seen = true;
+                                state.since(name, task, now)
+                            },
+                            now,
+                        )
+                    };
+                    if first_seen {
+                        state.save(state_file);
+                    }
+                    if now < due_at {
                         continue;
                     }
-                    if last.is_some() {
-                        check_missed(name, task, &schedule, due, now, record);
+                    if last.is_some() && !again {
+                        check_missed(name, task, &schedule, due_at, now, record);
                     }
-                    state.ran(name, task, now);
+                    state.ran(name, &format!("{task}-started"), now);
                     state.save(state_file);
                     run_task(config, name, job, task, record);
+                    state.ran(name, task, now);
+                    state.save(state_file);
                 }
             }
         }
@@ -171,4 +244,39 @@ fn alert(name: &str, task: &str, failures: &[String], record: &Record) {
             .label("backup.job", name.to_string())
             .reason(failures.join("; ")),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_daily_task_that_never_ran_is_due_at_its_time() {
+        let daily: Schedule = "daily 02:30".parse().unwrap();
+        let first_seen = t(10 * 86_400 + 3600); // 01:00
+                                                // Seen at 01:00: due at 02:30 the same day, and stays so as time goes.
+        for now in [first_seen, t(10 * 86_400 + 2 * 3600), t(10 * 86_400 + 9000)] {
+            assert_eq!(due(&daily, None, || first_seen, now), t(10 * 86_400 + 9000));
+        }
+        // An interval task that never ran: now.
+        let every = Schedule::Every(Duration::from_secs(600));
+        assert_eq!(due(&every, None, || first_seen, t(5)), t(5));
+        assert_eq!(due(&every, Some(t(100)), || first_seen, t(5)), t(700));
+    }
+
+    #[test]
+    fn a_task_started_after_it_last_finished_was_interrupted() {
+        let mut state = State::default();
+        assert!(!state.interrupted("site", "backup"));
+        state.ran("site", "backup-started", t(100));
+        assert!(state.interrupted("site", "backup"), "never finished");
+        state.ran("site", "backup", t(100));
+        assert!(!state.interrupted("site", "backup"));
+        state.ran("site", "backup-started", t(200));
+        assert!(state.interrupted("site", "backup"));
+    }
 }
