@@ -901,7 +901,8 @@ impl Repository {
         serde_json::from_slice(&plain).map_err(|_| Error::Damaged(format!("tree {}", hex(&id))))
     }
 
-    /// Removes the snapshots `policy` does not keep; returns their ids.
+    /// Removes the snapshots `policy` does not keep, applied to each series
+    /// of snapshots of the same host, source and paths; returns their ids.
     /// Their data stays until `prune`.
     pub fn forget(&self, policy: &KeepPolicy) -> Result<Vec<String>> {
         if policy.is_empty() {
@@ -910,24 +911,39 @@ impl Repository {
         let _lock = self.lock(true)?;
         let mut all = self.snapshots()?;
         all.reverse(); // newest first
+                       // The policy applies to each series of snapshots of the same data
+                       // (host, source, paths), as restic groups them: one job's
+                       // retention never removes another's snapshots.
         let mut keep = vec![false; all.len()];
-        for k in keep.iter_mut().take(policy.last) {
-            *k = true;
+        let mut series: Vec<(&str, &str, &[String])> = Vec::new();
+        for (_, s) in &all {
+            let key = (s.hostname.as_str(), s.source.as_str(), s.paths.as_slice());
+            if !series.contains(&key) {
+                series.push(key);
+            }
         }
-        const HOUR: u64 = 3_600_000_000_000;
-        for (count, unit) in [
-            (policy.hourly, HOUR),
-            (policy.daily, 24 * HOUR),
-            (policy.weekly, 7 * 24 * HOUR),
-            (policy.monthly, 30 * 24 * HOUR),
-            (policy.yearly, 365 * 24 * HOUR),
-        ] {
-            let mut seen = Vec::new();
-            for (i, (_, s)) in all.iter().enumerate() {
-                let bucket = s.time / unit;
-                if seen.len() < count && !seen.contains(&bucket) {
-                    seen.push(bucket);
-                    keep[i] = true;
+        for key in series {
+            let members: Vec<usize> = (0..all.len())
+                .filter(|&i| (all[i].1.hostname.as_str(), all[i].1.source.as_str(), all[i].1.paths.as_slice()) == key)
+                .collect();
+            for &i in members.iter().take(policy.last) {
+                keep[i] = true;
+            }
+            const HOUR: u64 = 3_600_000_000_000;
+            for (count, unit) in [
+                (policy.hourly, HOUR),
+                (policy.daily, 24 * HOUR),
+                (policy.weekly, 7 * 24 * HOUR),
+                (policy.monthly, 30 * 24 * HOUR),
+                (policy.yearly, 365 * 24 * HOUR),
+            ] {
+                let mut seen = Vec::new();
+                for &i in &members {
+                    let bucket = all[i].1.time / unit;
+                    if seen.len() < count && !seen.contains(&bucket) {
+                        seen.push(bucket);
+                        keep[i] = true;
+                    }
                 }
             }
         }

@@ -174,10 +174,18 @@ fn forget_and_prune_keep_what_snapshots_need() {
     }
     std::fs::remove_file(src.join("churn.bin")).unwrap();
     repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    // Another series (other paths): the policy keeps its own newest too.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("x"), b"x").unwrap();
+    let (other_id, _) = repo.backup(std::slice::from_ref(&other), &[]).unwrap();
     let before = repo_size(&repo_dir);
     assert!(repo.forget(&KeepPolicy::default()).is_err(), "an empty policy is refused");
     let removed = repo.forget(&KeepPolicy { last: 1, ..Default::default() }).unwrap();
     assert_eq!(removed.len(), 4);
+    let kept: Vec<String> = repo.snapshots().unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.contains(&other_id));
     let old_indexes: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(repo_dir.join("index"))
         .unwrap()
         .flatten()
@@ -197,7 +205,8 @@ fn forget_and_prune_keep_what_snapshots_need() {
     let r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
     assert!(r.check(true).unwrap().is_empty());
     let out = tmp.path().join("out");
-    r.restore("latest", &out).unwrap();
+    let newest_of_src = kept.iter().find(|id| **id != other_id).unwrap();
+    r.restore(newest_of_src, &out).unwrap();
     assert_eq!(files(&src), files(&out.join("src")));
     // A second prune has nothing to do.
     let mut r = r;

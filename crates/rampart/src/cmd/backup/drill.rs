@@ -54,16 +54,27 @@ fn age_s(snap: &Snapshot) -> u64 {
     now.saturating_sub(snap.time) / 1_000_000_000
 }
 
-/// Drills the latest snapshot of `r` (into `scratch`, else a temporary
-/// directory removed afterwards).
-pub fn run(r: &Repository, scratch: Option<PathBuf>) -> Result<Report, CliError> {
-    let (id, snap) = r.snapshot("latest").map_err(super::fail)?;
+/// Drills the latest snapshot of `r` that `select` accepts (into
+/// `scratch`, else a private temporary directory removed afterwards).
+pub fn run(r: &Repository, scratch: Option<PathBuf>, select: impl Fn(&Snapshot) -> bool) -> Result<Report, CliError> {
+    let (id, snap) = r
+        .snapshots()
+        .map_err(super::fail)?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| select(s))
+        .ok_or_else(|| CliError::Other("no snapshot to drill".into()))?;
     if let Some(db) = snap.source.strip_prefix("postgres:") {
         return postgres(r, &id, &snap, db);
     }
+    // A directory of our own (mode 0700), unless one is given.
+    let temp;
     let dir = match scratch {
         Some(d) => d,
-        None => std::env::temp_dir().join(format!("rampart-drill-{}-{}", std::process::id(), &id[..8])),
+        None => {
+            temp = private_temp_dir("rampart-drill-")?;
+            temp.path().join("restore")
+        }
     };
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(CliError::Other(format!("{}: the scratch directory is not empty", dir.display())));
@@ -90,7 +101,8 @@ pub fn run(r: &Repository, scratch: Option<PathBuf>) -> Result<Report, CliError>
 fn postgres(r: &Repository, id: &str, snap: &Snapshot, db: &str) -> Result<Report, CliError> {
     let start = Instant::now();
     let scratch = format!("rampart_drill_{}_{}", std::process::id(), &id[..8]);
-    let dump = std::env::temp_dir().join(format!("{scratch}.pgdump"));
+    let temp = private_temp_dir("rampart-drill-")?;
+    let dump = temp.path().join(format!("{scratch}.pgdump"));
     let run = |cmd: &mut std::process::Command| -> Result<String, CliError> {
         let out = cmd.output().map_err(|e| CliError::Other(format!("{cmd:?}: {e}")))?;
         if !out.status.success() {
@@ -132,4 +144,9 @@ fn postgres(r: &Repository, id: &str, snap: &Snapshot, db: &str) -> Result<Repor
         recovery_time_ms: start.elapsed().as_millis() as u64,
         snapshot_age_s: age_s(snap),
     })
+}
+
+/// A new temporary directory only this user can enter, removed on drop.
+pub fn private_temp_dir(prefix: &str) -> Result<tempfile::TempDir, CliError> {
+    tempfile::Builder::new().prefix(prefix).tempdir().map_err(|e| CliError::Other(format!("temporary directory: {e}")))
 }

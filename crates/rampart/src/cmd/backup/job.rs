@@ -86,7 +86,7 @@ pub fn backup(
 pub fn drill(name: &str, job: &BackupJob, password: &Zeroizing<Vec<u8>>, record: &dyn Fn(Event)) -> JobOutcome {
     let mut outcomes = Vec::new();
     for target in &job.targets {
-        let result = open(target, password).and_then(|r| super::drill::run(&r, None));
+        let result = open(target, password).and_then(|r| super::drill::run(&r, None, |s| of_job(job, s)));
         let event = Event::new("file", "backup-drill")
             .label("backup.job", name.to_string())
             .label("backup.repository", target.clone());
@@ -101,6 +101,17 @@ pub fn drill(name: &str, job: &BackupJob, password: &Zeroizing<Vec<u8>>, record:
         outcomes.push(TargetOutcome { target: target.clone(), result: result.map(|r| r.text()) });
     }
     JobOutcome(outcomes)
+}
+
+/// Whether snapshot `s` is one of `job`'s (its source, or its paths).
+fn of_job(job: &BackupJob, s: &rampart_backup::repo::Snapshot) -> bool {
+    if let Some(db) = &job.postgres {
+        return s.source == format!("postgres:{db}");
+    }
+    if let Some(db) = &job.sqlite {
+        return s.source == format!("sqlite:{}", db.display());
+    }
+    s.source == "files" && s.paths == job.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()
 }
 
 /// The repository's retention policy for a job's `keep`.

@@ -42,8 +42,8 @@ pub fn sqlite(r: &mut Repository, db: &Path, tags: &[String]) -> Result<(String,
         return Err(CliError::Other(format!("{}: no such SQLite database", db.display())));
     }
     let name = db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "database.sqlite".into());
-    let scratch = std::env::temp_dir().join(format!("rampart-sqlite-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_file(&scratch);
+    let temp = super::drill::private_temp_dir("rampart-sqlite-")?;
+    let scratch = temp.path().join(&name);
     let out = std::process::Command::new("sqlite3")
         .arg(db)
         .arg(format!(".backup '{}'", scratch.display().to_string().replace('\'', "''")))
