@@ -68,7 +68,13 @@ impl S3Location {
 }
 
 fn storage_error(what: &str) -> impl FnOnce(object_store::Error) -> Error + '_ {
-    move |e| Error::Io { what: what.to_string(), source: std::io::Error::other(e.to_string()) }
+    move |e| {
+        let kind = match e {
+            object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
+            _ => std::io::ErrorKind::Other,
+        };
+        Error::Io { what: what.to_string(), source: std::io::Error::new(kind, e.to_string()) }
+    }
 }
 
 impl S3 {
