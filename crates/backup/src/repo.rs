@@ -1169,6 +1169,13 @@ impl Repository {
         let mut out = Restored::default();
         let mut plan = Plan::default();
         self.plan_restore(&root, target, "", &include, &mut plan)?;
+        if !include.is_all() && plan.selected == 0 {
+            return Err(Error::Repository(format!(
+                "nothing in snapshot {id} matches the paths to include (they are relative to the snapshot, such \
+                 as {:?})",
+                root.nodes.first().map(|n| n.name.as_str()).unwrap_or("")
+            )));
+        }
         self.restore_chunks(&plan, &mut out)?;
         // Children before their parents (the list is in that order): a
         // directory without write permission for its owner is set last.
@@ -1187,6 +1194,7 @@ impl Repository {
             }
             let rel = if at.is_empty() { n.name.clone() } else { format!("{at}/{}", n.name) };
             let Some(whole) = include.selects(&rel, n.kind == "dir") else { continue };
+            plan.selected += u64::from(whole);
             let path = dir.join(&n.name);
             match n.kind.as_str() {
                 "dir" => {
@@ -1295,6 +1303,8 @@ struct Plan {
     chunks: Vec<(usize, usize, u64)>,
     dirs: Vec<(PathBuf, Node)>,
     empty_files: u64,
+    /// Entries a path to include selected.
+    selected: u64,
 }
 
 struct FileTask {
@@ -1352,9 +1362,12 @@ fn make_private_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Which paths of a snapshot a restore writes.
+/// Which paths of a snapshot a restore writes: patterns matched component
+/// by component (`*` never crosses a `/`), each selecting what it matches
+/// and everything below.
 struct Selection {
-    patterns: Vec<(String, glob::Pattern)>,
+    /// Each pattern, one glob per path component.
+    patterns: Vec<Vec<glob::Pattern>>,
 }
 
 impl Selection {
@@ -1364,13 +1377,19 @@ impl Selection {
         let patterns = include
             .iter()
             .map(|p| {
-                let p = p.trim_matches('/').to_string();
-                glob::Pattern::new(&p)
-                    .map(|g| (p.clone(), g))
-                    .map_err(|e| Error::Repository(format!("include pattern {p:?}: {e}")))
+                p.split('/')
+                    .filter(|c| !c.is_empty())
+                    .map(|c| {
+                        glob::Pattern::new(c).map_err(|e| Error::Repository(format!("include pattern {p:?}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<_>>()?;
         Ok(Selection { patterns })
+    }
+
+    fn is_all(&self) -> bool {
+        self.patterns.is_empty()
     }
 
     /// `Some(true)`: `rel` and everything below it; `Some(false)`: a
@@ -1379,14 +1398,33 @@ impl Selection {
         if self.patterns.is_empty() {
             return Some(true);
         }
-        if self.patterns.iter().any(|(p, g)| p == rel || g.matches(rel)) {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let prefix_matches =
+            |p: &[glob::Pattern]| parts.len() <= p.len() && parts.iter().zip(p).all(|(c, g)| g.matches(c));
+        if self.patterns.iter().any(|p| parts.len() == p.len() && prefix_matches(p)) {
             return Some(true);
         }
-        let on_the_way = dir
-            && self.patterns.iter().any(|(p, _)| {
-                let literal = p.split('/').take_while(|c| !c.contains(['*', '?', '['])).collect::<Vec<_>>().join("/");
-                p.starts_with(&format!("{rel}/")) || literal.starts_with(&format!("{rel}/")) || literal == rel
-            });
+        let on_the_way = dir && self.patterns.iter().any(|p| parts.len() < p.len() && prefix_matches(p));
         on_the_way.then_some(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn include_patterns_match_component_by_component() {
+        let sel = Selection::new(&["data/*/report.txt".into(), "/etc/".into(), "*.log".into()]).unwrap();
+        assert_eq!(sel.selects("data", true), Some(false), "on the way");
+        assert_eq!(sel.selects("data/2026", true), Some(false), "on the way, through the wildcard");
+        assert_eq!(sel.selects("data/2026/report.txt", false), Some(true));
+        assert_eq!(sel.selects("data/2026/other.txt", false), None);
+        assert_eq!(sel.selects("data/a/b/report.txt", false), None, "* does not cross a /");
+        assert_eq!(sel.selects("etc", true), Some(true), "slashes around a pattern do not matter");
+        assert_eq!(sel.selects("app.log", false), Some(true));
+        assert_eq!(sel.selects("data", false), None, "a file is never on the way");
+        assert_eq!(Selection::ALL.selects("anything/at/all", false), Some(true));
     }
 }

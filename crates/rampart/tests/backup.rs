@@ -66,15 +66,24 @@ fn backup_commands_round_trip_and_report_damage() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(std::fs::read(target.join("src/sub/b.bin")).unwrap(), vec![7u8; 300_000]);
     // Selected paths only, by path and by glob.
-    for (include, wanted, left_out) in
-        [("src/sub", "src/sub/b.bin", "src/a.txt"), ("src/*.txt", "src/a.txt", "src/sub")]
+    for (n, (include, wanted, left_out)) in [
+        ("src/sub", "src/sub/b.bin", "src/a.txt"),
+        ("src/*.txt", "src/a.txt", "src/sub"),
+        ("src/*/b.bin", "src/sub/b.bin", "src/a.txt"),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let part = dir.path().join(format!("part-{}", include.len()));
+        let part = dir.path().join(format!("part-{n}"));
         let out =
             run(&["restore", "latest", "--include", include, "--target", part.to_str().unwrap()], Some("pw-for-tests"));
         assert!(out.status.success(), "{out:?}");
         assert!(part.join(wanted).is_file() && !part.join(left_out).exists(), "{include}");
     }
+    let nowhere = dir.path().join("nowhere");
+    let out =
+        run(&["restore", "latest", "--include", "nope/*", "--target", nowhere.to_str().unwrap()], Some("pw-for-tests"));
+    assert_eq!(out.status.code(), Some(1), "a path to include that matches nothing is an error: {out:?}");
     let out = run(&["check", "--read-data", "--json"], Some("pw-for-tests"));
     assert!(out.status.success(), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
