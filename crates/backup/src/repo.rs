@@ -420,6 +420,20 @@ impl Repository {
         if config.version != 1 {
             return Err(Error::Repository(format!("repository version {} is not supported", config.version)));
         }
+        // `config` is not sealed (it is read before the key): chunk sizes
+        // outside FastCDC's bounds would make a backup store nothing, or
+        // panic.
+        use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
+        let c = &config.chunker;
+        let (min, avg, max) = (c.min as usize, c.avg as usize, c.max as usize);
+        if !((MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
+            && (AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
+            && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
+            && min <= avg
+            && avg <= max)
+        {
+            return Err(Error::Damaged(format!("config (chunk sizes {min}/{avg}/{max} are out of bounds)")));
+        }
         let mut keys = None;
         for name in backend.list("keys/")? {
             let Ok(file) = serde_json::from_slice::<KeyFile>(&backend.get(&name)?) else { continue };
@@ -1052,7 +1066,7 @@ impl Repository {
             packs.entry(l.pack.clone()).or_default().push((hex(id), l.kind, l.offset, l.length, l.plain, l.compressed));
         }
         all.packs = packs.into_iter().map(|(id, blobs)| IndexPack { id, blobs }).collect();
-        pause_point("prune: new packs and index written");
+        pause_point("prune: new packs written");
         self.write_index(&all)?;
         pause_point("prune: superseding index written");
         // Only now may anything go.

@@ -438,7 +438,7 @@ fn a_prune_killed_at_any_moment_loses_nothing() {
     // The moments: the process stops there (RAMPART_BACKUP_PAUSE_AT) and
     // is killed with SIGKILL.
     let moments = [
-        "prune: new packs and index written",
+        "prune: new packs written",
         "prune: superseding index written",
         "prune: an old index deleted",
         "prune: an unused pack deleted",
