@@ -574,7 +574,13 @@ impl Repository {
         let mut root = Tree::default();
         for p in paths {
             let meta = std::fs::symlink_metadata(p).map_err(io(p))?;
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
+            // `.`, `..` and `/` have no name of their own: the directory's
+            // real name, and `root` for `/`.
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .or_else(|| std::fs::canonicalize(p).ok()?.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "root".into());
             let prev = parent_tree.as_ref().and_then(|t| t.nodes.iter().find(|n| n.name == name)).cloned();
             let node = self.store(p, &name, &meta, prev.as_ref(), &mut pipe, &mut summary)?;
             root.nodes.push(node);
