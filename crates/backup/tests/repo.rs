@@ -293,3 +293,17 @@ fn locks_keep_prune_away_from_running_work() {
     b.prune().unwrap();
     assert_eq!(std::fs::read_dir(dir.join("locks")).map(|d| d.count()).unwrap_or(0), 0);
 }
+
+/// `dir/..` (or `.`, or `/`) has no name of its own: the snapshot names it
+/// as the directory it is, and restores it.
+#[test]
+fn a_path_without_a_name_is_stored_under_the_directory_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    dataset(&src);
+    let mut repo = Repository::init(Box::new(LocalDir::new(&tmp.path().join("repo"))), PASSWORD).unwrap();
+    let (id, _) = repo.backup(&[src.join("docs").join("..")], &[]).unwrap();
+    let out = tmp.path().join("out");
+    repo.restore(&id, &out).unwrap();
+    assert_eq!(files(&src), files(&out.join("src")));
+}
