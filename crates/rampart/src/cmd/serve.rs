@@ -90,11 +90,23 @@ async fn serve(args: ServeArgs, mut config: Config) -> Result<ExitCode, CliError
 
     // Backup jobs and drills on their schedules (re-read with the file).
     let schedule_args = args.config.clone();
-    let current: super::backup::schedule::Current = Arc::new(move || match schedule_args.load() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!(error = %e, "backup schedules: keeping the previous configuration");
-            None
+    // A broken file is reported once, not at every re-read.
+    let last_error = std::sync::Mutex::new(String::new());
+    let current: super::backup::schedule::Current = Arc::new(move || {
+        let loaded = schedule_args.load();
+        let mut last = last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match loaded {
+            Ok(c) => {
+                last.clear();
+                Some(c)
+            }
+            Err(e) => {
+                if *last != e.to_string() {
+                    tracing::warn!(error = %e, "backup schedules: keeping the previous configuration");
+                    *last = e.to_string();
+                }
+                None
+            }
         }
     });
     let events = audit.clone();
