@@ -76,3 +76,47 @@ fn a_vanished_server_is_an_error_that_names_it() {
     let err = repo.backup(&[src.path().to_path_buf()], &[]).unwrap_err().to_string();
     assert!(err.contains(&server.addr.to_string()), "{err}");
 }
+
+/// A directory repository and its copy in S3: `copy` brings the copy up
+/// to date, and `repair` takes a damaged pack back from it.
+#[test]
+fn a_copy_in_s3_is_kept_in_step_and_repairs_the_original() {
+    let server = S3Server::start();
+    server.bucket("copies");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src, 4);
+    let local = tmp.path().join("repo");
+    let mut repo = Repository::init(backend::open(local.to_str().unwrap()).unwrap(), PASSWORD).unwrap();
+    let (id, _) = repo.backup(&[src.clone()], &[]).unwrap();
+    let remote = server.location("copies", "offsite");
+    let mut copy = Repository::init_copy_of(backend::open(&remote).unwrap(), PASSWORD, &repo).unwrap();
+    assert_eq!(repo.copy_to(&mut copy).unwrap(), vec![id.clone()]);
+    assert!(repo.copy_to(&mut copy).unwrap().is_empty(), "nothing new to copy");
+
+    // A flipped bit in a local pack: check names it, repair fixes it from S3.
+    let pack = walk(&local.join("data")).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    assert!(!repo.check(true).unwrap().is_empty());
+    let repaired = repo.repair_from(&copy).unwrap();
+    assert_eq!(repaired.len(), 1);
+    assert!(repo.check(true).unwrap().is_empty());
+    let out = tmp.path().join("out");
+    Repository::open(backend::open(&remote).unwrap(), PASSWORD).unwrap().restore(&id, &out).unwrap();
+    assert_eq!(std::fs::read(out.join("src/sub/big.bin")).unwrap(), std::fs::read(src.join("sub/big.bin")).unwrap());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
