@@ -88,7 +88,7 @@ fn a_copy_in_s3_is_kept_in_step_and_repairs_the_original() {
     tree(&src, 4);
     let local = tmp.path().join("repo");
     let mut repo = Repository::init(backend::open(local.to_str().unwrap()).unwrap(), PASSWORD).unwrap();
-    let (id, _) = repo.backup(&[src.clone()], &[]).unwrap();
+    let (id, _) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
     let remote = server.location("copies", "offsite");
     let mut copy = Repository::init_copy_of(backend::open(&remote).unwrap(), PASSWORD, &repo).unwrap();
     assert_eq!(repo.copy_to(&mut copy).unwrap(), vec![id.clone()]);
