@@ -272,29 +272,13 @@ impl Repository {
     /// Creates a repository in `backend`, its master key wrapped under
     /// `password`. Refuses a place that already holds one.
     pub fn init(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
-        let backend: Arc<dyn Backend> = Arc::from(backend);
-        if backend.exists("config")? {
-            return Err(Error::Repository(format!("{}: a repository already exists here", backend.location())));
-        }
         let config = Config {
             version: 1,
             id: random_hex(),
             chunker: Chunker { min: 512 << 10, avg: 1 << 20, max: 8 << 20 },
             compression: "zstd".into(),
         };
-        let keys = Keys::generate();
-        let key = serde_json::to_vec(&keys.wrap(password)?).map_err(|e| Error::Repository(e.to_string()))?;
-        backend.put(&format!("keys/{}", random_hex()), &key)?;
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Repository(e.to_string()))?;
-        backend.put("config", &text)?;
-        Ok(Repository {
-            backend,
-            keys: Arc::new(keys),
-            config,
-            index: HashMap::new(),
-            excludes: Vec::new(),
-            progress: None,
-        })
+        Repository::create(Arc::from(backend), Arc::new(Keys::generate()), config, password)
     }
 
     /// Creates a repository in `backend` that shares `from`'s master key and
@@ -302,14 +286,24 @@ impl Repository {
     /// packs between them as they are). Its key is wrapped under
     /// `password`.
     pub fn init_copy_of(backend: Box<dyn Backend>, password: &[u8], from: &Repository) -> Result<Repository> {
+        Repository::create(Arc::from(backend), from.keys.clone(), from.config.clone(), password)
+    }
+
+    /// Writes a new repository's key (wrapped under `password`) and config.
+    fn create(backend: Arc<dyn Backend>, keys: Arc<Keys>, config: Config, password: &[u8]) -> Result<Repository> {
         if backend.exists("config")? {
             return Err(Error::Repository(format!("{}: a repository already exists here", backend.location())));
         }
-        let key = serde_json::to_vec(&from.keys.wrap(password)?).map_err(|e| Error::Repository(e.to_string()))?;
+        let key = serde_json::to_vec(&keys.wrap(password)?).map_err(|e| Error::Repository(e.to_string()))?;
         backend.put(&format!("keys/{}", random_hex()), &key)?;
-        let text = serde_json::to_vec_pretty(&from.config).map_err(|e| Error::Repository(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Repository(e.to_string()))?;
         backend.put("config", &text)?;
-        Repository::open(backend, password)
+        Ok(Repository::new(backend, keys, config))
+    }
+
+    /// An open repository with no index loaded yet.
+    fn new(backend: Arc<dyn Backend>, keys: Arc<Keys>, config: Config) -> Repository {
+        Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new(), progress: None }
     }
 
     fn same_repository(&self, other: &Repository) -> Result<()> {
@@ -447,14 +441,7 @@ impl Repository {
             }
         }
         let keys = keys.ok_or(Error::WrongPassword)?;
-        let mut repo = Repository {
-            backend,
-            keys: Arc::new(keys),
-            config,
-            index: HashMap::new(),
-            excludes: Vec::new(),
-            progress: None,
-        };
+        let mut repo = Repository::new(backend, Arc::new(keys), config);
         repo.load_index()?;
         Ok(repo)
     }
