@@ -36,6 +36,24 @@ fn dataset(root: &Path) {
     std::os::unix::fs::symlink("docs/a.txt", root.join("link")).unwrap();
 }
 
+/// A temporary directory with the dataset in `src` and a new repository
+/// in `repo`.
+struct Setup {
+    tmp: tempfile::TempDir,
+    src: PathBuf,
+    repo_dir: PathBuf,
+    repo: Repository,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    dataset(&src);
+    let repo_dir = tmp.path().join("repo");
+    let repo = Repository::init(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    Setup { tmp, src, repo_dir, repo }
+}
+
 fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -75,11 +93,7 @@ fn repo_size(dir: &Path) -> u64 {
 
 #[test]
 fn backup_restore_incremental_and_dedup() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
-    let repo_dir = tmp.path().join("repo");
-    let mut repo = Repository::init(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
     let (id1, s1) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
     assert_eq!(s1.summary.files, 5);
     // The duplicated 3 MiB file is stored once.
@@ -119,11 +133,7 @@ fn backup_restore_incremental_and_dedup() {
 
 #[test]
 fn wrong_password_second_init_and_damaged_packs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
-    let repo_dir = tmp.path().join("repo");
-    let mut repo = Repository::init(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
     repo.backup(std::slice::from_ref(&src), &[]).unwrap();
     assert!(matches!(Repository::open(Box::new(LocalDir::new(&repo_dir)), b"guess"), Err(Error::WrongPassword)));
     let again = Repository::init(Box::new(LocalDir::new(&repo_dir)), PASSWORD).err().unwrap();
@@ -161,11 +171,7 @@ fn wrong_password_second_init_and_damaged_packs() {
 #[test]
 fn forget_and_prune_keep_what_snapshots_need() {
     use rampart_backup::repo::KeepPolicy;
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
-    let repo_dir = tmp.path().join("repo");
-    let mut repo = Repository::init(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
     repo.backup(std::slice::from_ref(&src), &[]).unwrap();
     // Three versions of a big file that then goes away.
     for seed in 1..=3u64 {
@@ -216,13 +222,10 @@ fn forget_and_prune_keep_what_snapshots_need() {
 
 #[test]
 fn excludes_leave_files_and_directories_out() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
+    let Setup { tmp, src, mut repo, .. } = setup();
     std::fs::create_dir_all(src.join("node_modules/x")).unwrap();
     std::fs::write(src.join("node_modules/x/big.js"), b"junk").unwrap();
     std::fs::write(src.join("docs/scratch.tmp"), b"junk").unwrap();
-    let mut repo = Repository::init(Box::new(LocalDir::new(&tmp.path().join("repo"))), PASSWORD).unwrap();
     assert!(repo.set_excludes(&["[".into()]).is_err(), "a bad pattern is an error");
     repo.set_excludes(&["node_modules".into(), "*.tmp".into()]).unwrap();
     let (_, s) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
@@ -235,11 +238,8 @@ fn excludes_leave_files_and_directories_out() {
 
 #[test]
 fn copies_share_packs_and_repair_each_other() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
-    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
-    let mut a = Repository::init(Box::new(LocalDir::new(&a_dir)), PASSWORD).unwrap();
+    let Setup { tmp, src, repo_dir: a_dir, repo: mut a } = setup();
+    let b_dir = tmp.path().join("b");
     let (id, _) = a.backup(std::slice::from_ref(&src), &[]).unwrap();
     let mut b = Repository::init_copy_of(Box::new(LocalDir::new(&b_dir)), b"another password", &a).unwrap();
     assert_eq!(a.copy_to(&mut b).unwrap(), vec![id.clone()]);
@@ -275,11 +275,7 @@ fn copies_share_packs_and_repair_each_other() {
 
 #[test]
 fn locks_keep_prune_away_from_running_work() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
-    let dir = tmp.path().join("repo");
-    let mut a = Repository::init(Box::new(LocalDir::new(&dir)), PASSWORD).unwrap();
+    let Setup { tmp: _tmp, src, repo_dir: dir, repo: mut a } = setup();
     a.backup(std::slice::from_ref(&src), &[]).unwrap();
     let mut b = Repository::open(Box::new(LocalDir::new(&dir)), PASSWORD).unwrap();
     {
@@ -298,10 +294,7 @@ fn locks_keep_prune_away_from_running_work() {
 /// as the directory it is, and restores it.
 #[test]
 fn a_path_without_a_name_is_stored_under_the_directory_it_is() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    dataset(&src);
-    let mut repo = Repository::init(Box::new(LocalDir::new(&tmp.path().join("repo"))), PASSWORD).unwrap();
+    let Setup { tmp, src, mut repo, .. } = setup();
     let (id, _) = repo.backup(&[src.join("docs").join("..")], &[]).unwrap();
     let out = tmp.path().join("out");
     repo.restore(&id, &out).unwrap();
