@@ -1226,6 +1226,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backup_jobs_are_checked_key_by_key() {
+        let job = |body: &str| {
+            Config::from_toml(&format!("[backup.jobs.site]\ntargets = [\"/srv/b\"]\n{body}"), "b.toml")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(job("paths = [\"/srv/app\"]\nschedule = \"daily 02:30\"\nkeep = { last = 7 }\n"), Ok(()));
+        let e = job("paths = [\"/a\"]\npostgres = \"app\"\n").unwrap_err();
+        assert!(e.contains("backup.jobs.site") && e.contains("exactly one of paths, postgres or sqlite"), "{e}");
+        let e = job("").unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = job("paths = [\"/a\"]\nkeep = {}\n").unwrap_err();
+        assert!(e.contains("backup.jobs.site.keep"), "{e}");
+        let e = job("paths = [\"/a\"]\nschedule = \"monthly\"\n").unwrap_err();
+        assert!(e.contains("schedule") && e.contains("daily 02:30"), "{e}");
+        let e = Config::from_toml("[backup.jobs.site]\npaths = [\"/a\"]\n", "b.toml").unwrap_err().to_string();
+        assert!(e.contains("backup.jobs.site.targets"), "{e}");
+    }
+
+    #[test]
     fn empty_file_is_a_valid_configuration() {
         let c = Config::from_toml("", "t.toml").unwrap();
         assert_eq!(c, Config::default());
