@@ -50,8 +50,15 @@ struct State {
 }
 
 impl State {
+    /// The saved state; none yet, or a damaged file (said so), is an
+    /// empty one: interval tasks then run now, daily and weekly ones at
+    /// their next time.
     fn load(path: &Path) -> State {
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        let Ok(bytes) = std::fs::read(path) else { return State::default() };
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "the backup schedule's state is damaged; starting afresh");
+            State::default()
+        })
     }
 
     fn save(&self, path: &Path) {
@@ -266,6 +273,20 @@ mod tests {
         let every = Schedule::Every(Duration::from_secs(600));
         assert_eq!(due(&every, None, || first_seen, t(5)), t(5));
         assert_eq!(due(&every, Some(t(100)), || first_seen, t(5)), t(700));
+    }
+
+    #[test]
+    fn a_damaged_state_file_is_an_empty_state() {
+        let dir = std::env::temp_dir().join(format!("rampart-schedule-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("backup-schedule.json");
+        std::fs::write(&file, b"{\"jobs\": {\"site\": ").unwrap();
+        assert!(State::load(&file).jobs.is_empty());
+        let mut state = State::default();
+        state.ran("site", "backup", t(100));
+        state.save(&file);
+        assert_eq!(State::load(&file).last("site", "backup"), Some(t(100)));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
