@@ -38,6 +38,11 @@ pub fn open(location: &str) -> Result<Box<dyn Backend>> {
     Ok(Box::new(LocalDir::new(Path::new(location))))
 }
 
+/// The mode of the objects of a repository in a directory.
+pub const OBJECT_MODE: u32 = 0o600;
+/// The mode of the directories a repository creates.
+pub const OBJECT_DIR_MODE: u32 = 0o700;
+
 /// A repository in a local directory.
 pub struct LocalDir {
     root: PathBuf,
@@ -61,11 +66,25 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 impl Backend for LocalDir {
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let path = self.path(name);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        std::fs::create_dir_all(&dir).map_err(io(dir.display().to_string()))?;
+        // Readable by the owner only: the repository holds the wrapped
+        // master key (which lets whoever reads it guess passwords offline)
+        // and reveals sizes and times. Directories this creates are 0700,
+        // objects 0600 (whatever the umask would allow).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(OBJECT_DIR_MODE)
+            .create(&dir)
+            .map_err(io(dir.display().to_string()))?;
         let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), crate::hex(&rand_bytes())));
-        let mut f = std::fs::File::create(&tmp).map_err(io(tmp.display().to_string()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(OBJECT_MODE)
+            .open(&tmp)
+            .map_err(io(tmp.display().to_string()))?;
         f.write_all(data).map_err(io(tmp.display().to_string()))?;
         f.sync_all().map_err(io(tmp.display().to_string()))?;
         std::fs::rename(&tmp, &path).map_err(io(path.display().to_string()))?;
@@ -135,4 +154,27 @@ fn rand_bytes() -> [u8; 8] {
     let mut b = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
     b
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The review found a repository (and its wrapped master key)
+    /// world-readable: objects are 0600, directories 0700.
+    #[test]
+    fn objects_and_directories_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        let b = LocalDir::new(&root);
+        b.put("keys/abc", b"wrapped").unwrap();
+        b.put("config", b"{}").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("keys")), 0o700);
+        assert_eq!(mode(&root.join("keys/abc")), 0o600);
+        assert_eq!(mode(&root.join("config")), 0o600);
+    }
 }

@@ -22,10 +22,25 @@ pub struct Keys {
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane.
 const M_COST: u32 = 65536;
 const T_COST: u32 = 3;
+
+/// The most memory (KiB) a key file may ask Argon2id for: 1 GiB, 16 times
+/// the default. A key file comes from untrusted storage, and its
+/// parameters are read before anything is authenticated: unbounded, one
+/// planted key file makes every command allocate what it says (the review
+/// saw `m=2097152`, 2 GiB). 1 GiB still allows much stronger settings than
+/// ours, and fits the machines backups run on.
+pub const MAX_M_COST: u32 = 1 << 20;
+/// The most passes a key file may ask for: 16 (the default is 3). With
+/// [`MAX_M_COST`] that is 16 GiB of memory traffic, some seconds; the
+/// review's `t=4294967295` hung every command.
+pub const MAX_T_COST: u32 = 16;
+/// The most lanes a key file may ask for: 16 (the default is 1). More
+/// lanes are no stronger on the machines that guess passwords.
+pub const MAX_P_COST: u32 = 16;
 const WRAP_AAD: &[u8] = b"rampart-backup-key-v1";
 
 /// A wrapped master key, as stored in `keys/<id>`.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyFile {
     v: u8,
     kdf: String,
@@ -93,6 +108,13 @@ impl Keys {
     pub fn unwrap(file: &KeyFile, password: &[u8]) -> Result<Keys> {
         if file.v != 1 || file.kdf != "argon2id" {
             return Err(Error::Repository(format!("key file version {} ({}) is not supported", file.v, file.kdf)));
+        }
+        if file.m > MAX_M_COST || file.t > MAX_T_COST || file.p > MAX_P_COST {
+            return Err(Error::Repository(format!(
+                "key file: Argon2id parameters m={} KiB, t={}, p={} exceed the bounds (m <= {MAX_M_COST}, t <= \
+                 {MAX_T_COST}, p <= {MAX_P_COST}; docs/backup-format.md, \"Keys\")",
+                file.m, file.t, file.p
+            )));
         }
         let b64 = base64::engine::general_purpose::STANDARD;
         let bad = |_| Error::Damaged("key file".into());
@@ -185,6 +207,30 @@ mod tests {
         let back = Keys::unwrap(&f, b"correct horse").unwrap();
         assert_eq!(back.blob_id(b"x"), k.blob_id(b"x"));
         assert!(matches!(Keys::unwrap(&f, b"wrong"), Err(Error::WrongPassword)));
+    }
+
+    /// Parameters from storage are bounded before Argon2 runs: `t=u32::MAX`
+    /// used to hang, `m=2097152` to allocate 2 GiB.
+    #[test]
+    fn key_file_parameters_out_of_bounds_are_refused_at_once() {
+        let k = Keys::generate();
+        let good = k.wrap(b"pw").unwrap();
+        // Lanes first: out of bounds, but cheap enough to show the
+        // difference without the bound (the others would hang or take
+        // 2 GiB).
+        for (m, t, p) in [(M_COST, T_COST, 255), (M_COST, u32::MAX, 1), (2_097_152, T_COST, 1)] {
+            let mut f = good.clone();
+            (f.m, f.t, f.p) = (m, t, p);
+            let start = std::time::Instant::now();
+            let err = Keys::unwrap(&f, b"pw").err().unwrap().to_string();
+            assert!(err.contains("exceed the bounds"), "{err}");
+            assert!(start.elapsed() < std::time::Duration::from_secs(1), "refused before any work");
+        }
+        // The largest allowed settings are accepted (the wrapped key just
+        // does not open under them).
+        let mut f = good.clone();
+        (f.m, f.t, f.p) = (8 * MAX_P_COST, MAX_T_COST, MAX_P_COST);
+        assert!(matches!(Keys::unwrap(&f, b"pw"), Err(Error::WrongPassword)));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub enum Error {
     /// A blob a snapshot needs is in no index.
     #[error("blob {0} is missing from the repository")]
     MissingBlob(String),
+    /// A pack the index names is not in the storage (deleted).
+    #[error("pack {0} is missing from the repository")]
+    MissingPack(String),
     /// Not a repository, or one of an unknown version.
     #[error("{0}")]
     Repository(String),

@@ -428,7 +428,11 @@ impl Repository {
         {
             return Err(Error::Damaged(format!("config (chunk sizes {min}/{avg}/{max} are out of bounds)")));
         }
+        // A key file that cannot be used (out-of-bounds parameters, say)
+        // does not stop the others being tried: it is named only when no
+        // key opens.
         let mut keys = None;
+        let mut unusable = None;
         for name in backend.list("keys/")? {
             let Ok(file) = serde_json::from_slice::<KeyFile>(&backend.get(&name)?) else { continue };
             match Keys::unwrap(&file, password) {
@@ -437,10 +441,12 @@ impl Repository {
                     break;
                 }
                 Err(Error::WrongPassword) => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    unusable.get_or_insert(Error::Repository(format!("{name}: {e}")));
+                }
             }
         }
-        let keys = keys.ok_or(Error::WrongPassword)?;
+        let keys = keys.ok_or_else(|| unusable.unwrap_or(Error::WrongPassword))?;
         let mut repo = Repository::new(backend, Arc::new(keys), config);
         repo.load_index()?;
         Ok(repo)
@@ -875,10 +881,18 @@ impl Repository {
         let loc = self.index.get(id).ok_or_else(|| Error::MissingBlob(hex(id)))?;
         let name = format!("data/{}/{}", &loc.pack[..2], loc.pack);
         let what = format!("blob {} in pack {}", hex(id), loc.pack);
+        // A pack the index names that the storage does not hold was
+        // deleted: damage (exit 4), not a failure of the storage.
+        let missing = |e: Error| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::MissingPack(loc.pack.clone())
+            }
+            e => e,
+        };
         let sealed = match cache {
             Some(cache) => {
                 if cache.as_ref().is_none_or(|(p, _)| *p != loc.pack) {
-                    let data = self.backend.get(&name)?;
+                    let data = self.backend.get(&name).map_err(missing)?;
                     if hex(&sha256(&data)) != loc.pack {
                         return Err(Error::Damaged(name));
                     }
@@ -888,7 +902,7 @@ impl Repository {
                 let start = usize::try_from(loc.offset).map_err(|_| Error::Damaged(what.clone()))?;
                 pack.get(start..start + loc.length as usize).ok_or_else(|| Error::Damaged(what.clone()))?.to_vec()
             }
-            None => self.backend.get_range(&name, loc.offset, loc.length as usize)?,
+            None => self.backend.get_range(&name, loc.offset, loc.length as usize).map_err(missing)?,
         };
         let stored = self.keys.open(&sealed, &blob_aad(id, loc.kind, loc.compressed), &what)?;
         let plain = if loc.compressed {
@@ -1101,9 +1115,17 @@ impl Repository {
     /// naming the snapshot, blob or pack.
     pub fn check(&self, read_data: bool) -> Result<Vec<String>> {
         let mut problems = Vec::new();
+        // Each tree is walked once, whichever snapshot or directory reaches
+        // it: equal directories share a tree blob, so a crafted snapshot
+        // whose directories all point at the same subtree twice would
+        // otherwise cost 2^depth walks.
+        let mut seen = std::collections::HashSet::new();
         for (sid, snap) in self.snapshots()? {
             let mut stack = vec![snap.tree.clone()];
             while let Some(tid) = stack.pop() {
+                if !seen.insert(tid.clone()) {
+                    continue;
+                }
                 let tree = match self.load_tree(&tid) {
                     Ok(t) => t,
                     Err(e) => {
@@ -1420,6 +1442,43 @@ impl Selection {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A crafted snapshot of 64 directory levels, each holding the level
+    /// below twice (one tree blob, shared): 2^64 paths, 65 trees. `check`
+    /// walks each tree once (it used to walk every path).
+    #[test]
+    fn check_walks_shared_subtrees_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = Repository::init(Box::new(crate::backend::LocalDir::new(tmp.path())), b"pw").unwrap();
+        let mut pipe = r.pipeline();
+        let mut s = Summary::default();
+        let mut id = r.store_tree(&Tree::default(), &mut pipe, &mut s).unwrap();
+        for _ in 0..64 {
+            let dir = |name: &str| Node {
+                name: name.into(),
+                kind: "dir".into(),
+                mode: 0o700,
+                uid: 0,
+                gid: 0,
+                mtime_ns: 0,
+                size: 0,
+                content: Vec::new(),
+                subtree: Some(id.clone()),
+                target: None,
+                inode: 0,
+                dev: 0,
+            };
+            id = r.store_tree(&Tree { nodes: vec![dir("a"), dir("b")] }, &mut pipe, &mut s).unwrap();
+        }
+        r.finish_pipeline(pipe).unwrap();
+        r.write_snapshot(vec!["x".into()], &[], id, None, "files", Summary::default()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(r.check(false).map(|p| p.len()).map_err(|e| e.to_string()));
+        });
+        let found = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("check finishes");
+        assert_eq!(found, Ok(0));
+    }
 
     #[test]
     fn include_patterns_match_component_by_component() {

@@ -300,3 +300,57 @@ fn a_path_without_a_name_is_stored_under_the_directory_it_is() {
     repo.restore(&id, &out).unwrap();
     assert_eq!(files(&src), files(&out.join("src")));
 }
+
+/// A key file planted in the storage with absurd Argon2id parameters
+/// (`t=4294967295` used to hang every command) neither hangs nor stops the
+/// repository's own key opening it; with no usable key, its bounds are
+/// the error.
+#[test]
+fn a_planted_key_file_with_absurd_parameters_is_refused() {
+    let Setup { tmp, repo_dir, .. } = setup();
+    let key = std::fs::read_dir(repo_dir.join("keys")).unwrap().next().unwrap().unwrap().path();
+    let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
+    file["t"] = serde_json::json!(u32::MAX);
+    // Sorted first, so tried first.
+    std::fs::write(repo_dir.join("keys/0000"), serde_json::to_vec(&file).unwrap()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = repo_dir.clone();
+    std::thread::spawn(move || {
+        let opened = Repository::open(Box::new(LocalDir::new(&dir)), PASSWORD).map(|_| ());
+        let wrong = Repository::open(Box::new(LocalDir::new(&dir)), b"not it").err().map(|e| e.to_string());
+        let _ = tx.send((opened.map_err(|e| e.to_string()), wrong));
+    });
+    let (opened, wrong) = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("no hang");
+    assert_eq!(opened, Ok(()));
+    let wrong = wrong.unwrap();
+    assert!(wrong.contains("keys/0000") && wrong.contains("exceed the bounds"), "{wrong}");
+    drop(tmp);
+}
+
+/// A deleted pack is damage, named: restore says which pack is missing
+/// (the command line exits 4 for it, as docs/cli.md says).
+#[test]
+fn a_deleted_pack_is_reported_as_missing() {
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
+    repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let mut packs = Vec::new();
+    let mut stack = vec![repo_dir.join("data")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                packs.push((e.metadata().unwrap().len(), e.path()));
+            }
+        }
+    }
+    packs.sort();
+    let (_, victim) = packs.last().unwrap();
+    std::fs::remove_file(victim).unwrap();
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    let r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    let err = r.restore("latest", &tmp.path().join("out")).err().unwrap();
+    assert!(matches!(&err, Error::MissingPack(p) if *p == name), "{err}");
+    let problems = r.check(true).unwrap();
+    assert!(problems.iter().any(|p| p.contains(&name) && p.contains("missing")), "{problems:?}");
+}

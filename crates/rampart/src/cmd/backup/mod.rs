@@ -209,7 +209,9 @@ impl Action {
 /// A repository error as the command line reports it: damage exits 4.
 fn fail(e: rampart_backup::Error) -> CliError {
     match e {
-        rampart_backup::Error::Damaged(_) | rampart_backup::Error::MissingBlob(_) => CliError::Tampered(e.to_string()),
+        rampart_backup::Error::Damaged(_)
+        | rampart_backup::Error::MissingBlob(_)
+        | rampart_backup::Error::MissingPack(_) => CliError::Tampered(e.to_string()),
         e => CliError::Other(e.to_string()),
     }
 }
