@@ -144,6 +144,10 @@ pub fn verify(
             });
         }
         drop(tx);
+        // The receiver is owned here, so that it is dropped as soon as the
+        // tree is done: a worker blocked in `send` then gets an error and
+        // returns, and the scope can join it (issue 10, point 6).
+        let rx = rx;
         let mut pending = std::collections::BTreeMap::new();
         let mut results = rx.iter();
         let r = (|| {
@@ -260,8 +264,13 @@ pub fn verify(
             }
             Ok(())
         })();
-        // Workers still running stop at their next segment.
+        // Workers still running stop at their next segment; those waiting
+        // to hand over a result are released by dropping the receiver
+        // (with the results queued in it) before the scope joins them.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(results);
+        drop(pending);
+        drop(rx);
         r
     });
     result?;
