@@ -48,7 +48,7 @@ impl Keys {
     /// Loads the keys in `DIR/keys/`, creating missing ones.
     pub fn load_or_create(audit_dir: &Path) -> Result<Self, KeyError> {
         let dir = audit_dir.join("keys");
-        std::fs::create_dir_all(&dir).map_err(|source| KeyError::Io { path: dir.clone(), source })?;
+        create_private_dir(&dir).map_err(|source| KeyError::Io { path: dir.clone(), source })?;
         let rng = SystemRandom::new();
         let log = secret(&dir.join("log.key"), &rng, || random32(&rng))?;
         let mask = secret(&dir.join("mask.key"), &rng, || random32(&rng))?;
@@ -61,7 +61,7 @@ impl Keys {
         public.copy_from_slice(signing.public_key().as_ref());
         let pub_path = dir.join("signing.pub");
         if !pub_path.exists() {
-            std::fs::write(&pub_path, crate::format::to_hex(&public) + "\n")
+            write_private(&pub_path, (crate::format::to_hex(&public) + "\n").as_bytes())
                 .map_err(|source| KeyError::Io { path: pub_path, source })?;
         }
         let bad = |p: &str| KeyError::Invalid { path: dir.join(p) };
@@ -166,17 +166,39 @@ fn secret(path: &Path, _rng: &SystemRandom, make: impl FnOnce() -> Result<Vec<u8
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
+    let mut f = private_file_options().write(true).create(true).truncate(true).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Creates a directory and its missing parents with mode 0700 (only the
+/// ones created here), and sets 0700 on the directory itself: what the
+/// audit log keeps is for its owner only.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    b.create(path)
+}
+
+/// Options that create a file readable by its owner only (mode 0600).
+pub fn private_file_options() -> std::fs::OpenOptions {
+    #[allow(unused_mut)]
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    opts
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub fn write_index(audit_dir: &Path, segment: u64, entries: &[IndexEntry]) -> st
     }
     let path = index_path(audit_dir, segment);
     let tmp = path.with_extension("idx.tmp");
-    std::fs::File::create(&tmp)?.write_all(&b)?;
+    crate::keys::private_file_options().write(true).create(true).truncate(true).open(&tmp)?.write_all(&b)?;
     std::fs::rename(tmp, path)
 }
 

@@ -44,7 +44,7 @@ const BATCH: usize = 1000;
 /// `stop` is set.
 pub fn spawn(audit_dir: &Path, sinks: Vec<Sink>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
     let keys = Arc::new(Keys::load_or_create(audit_dir).map_err(std::io::Error::other)?);
-    std::fs::create_dir_all(audit_dir.join("sinks"))?;
+    crate::keys::create_private_dir(&audit_dir.join("sinks"))?;
     for sink in sinks {
         let (dir, keys, stop) = (audit_dir.to_path_buf(), keys.clone(), stop.clone());
         std::thread::Builder::new()
@@ -103,7 +103,8 @@ fn deliver_file(path: &Path, batch: &[Stored]) -> std::io::Result<()> {
         serde_json::to_writer(&mut buf, &s.event)?;
         buf.push(b'\n');
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    // Created for its owner only: masked events are still the log's content.
+    let mut f = crate::keys::private_file_options().create(true).append(true).open(path)?;
     f.write_all(&buf)?;
     f.sync_data()
 }

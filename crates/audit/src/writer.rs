@@ -212,11 +212,15 @@ impl AuditLog {
             move |source| AuditError::Io { path, source }
         };
         for d in [dir.clone(), segment::segments_dir(&dir), dir.join("inbox")] {
-            std::fs::create_dir_all(&d).map_err(io(&d))?;
-            restrict_dir(&d).map_err(io(&d))?;
+            crate::keys::create_private_dir(&d).map_err(io(&d))?;
         }
         let lock_path = dir.join("LOCK");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        let lock = crate::keys::private_file_options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: dir }),
@@ -794,20 +798,13 @@ fn create_segment(
         key_id: keys.key_id(),
         nonce_prefix: crate::keys::random::<4>(),
     };
-    let mut opts = OpenOptions::new();
-    opts.create_new(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut file = opts.open(&path).map_err(io)?;
+    let mut file = crate::keys::private_file_options().create_new(true).append(true).open(&path).map_err(io)?;
     file.write_all(&header.encode()).and_then(|()| file.sync_all()).map_err(io)?;
     if let Ok(d) = File::open(segment::segments_dir(dir)) {
         let _ = d.sync_all();
     }
     let idx_path = segment::index_path(dir, n);
-    let mut index = OpenOptions::new()
+    let mut index = crate::keys::private_file_options()
         .create(true)
         .truncate(true)
         .write(true)
@@ -815,15 +812,4 @@ fn create_segment(
         .map_err(|source| AuditError::Io { path: idx_path.clone(), source })?;
     index.write_all(&segment::index_header(n)).map_err(|source| AuditError::Io { path: idx_path, source })?;
     Ok((file, header, index))
-}
-
-#[cfg(unix)]
-fn restrict_dir(p: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
-}
-
-#[cfg(not(unix))]
-fn restrict_dir(_: &Path) -> std::io::Result<()> {
-    Ok(())
 }

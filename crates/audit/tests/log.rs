@@ -473,3 +473,51 @@ fn random_damage_never_panics_the_readers() {
     std::fs::write(&path, &original).unwrap();
     assert!(check(dir.path()).is_ok());
 }
+
+/// Every file the log creates is its owner's only (0600), every directory
+/// 0700, the data directory included when the log creates it (issue 10,
+/// point 15): keys, segments, indexes (also rebuilt ones), the lock, the
+/// saved head, sink cursors and a sink's output file.
+#[cfg(unix)]
+#[test]
+fn files_are_0600_and_directories_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(p: &Path, out: &mut Vec<(std::path::PathBuf, u32, bool)>) {
+        let m = std::fs::metadata(p).unwrap();
+        out.push((p.to_path_buf(), m.permissions().mode() & 0o777, m.is_dir()));
+        if m.is_dir() {
+            for e in std::fs::read_dir(p).unwrap().flatten() {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let top = tempfile::tempdir().unwrap();
+    let data = top.path().join("new/data");
+    write_log(&data, 30, small_segments());
+    let audit = data.join("audit");
+    // An index rebuilt on reopen.
+    std::fs::remove_file(segment::index_path(&audit, 1)).unwrap();
+    write_log(&data, 1, small_segments());
+    assert!(segment::index_path(&audit, 1).exists());
+    let out = top.path().join("events.jsonl");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sink =
+        rampart_audit::sink::Sink { name: "file".into(), target: rampart_audit::sink::Target::File(out.clone()) };
+    rampart_audit::sink::spawn(&audit, vec![sink], stop.clone()).unwrap();
+    let start = std::time::Instant::now();
+    while !rampart_audit::sink::cursor_path(&audit, "file").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the sink delivered nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    walk(&top.path().join("new"), &mut seen);
+    walk(&out, &mut seen);
+    let wrong: Vec<_> = seen
+        .iter()
+        .filter(|(_, mode, dir)| *mode != if *dir { 0o700 } else { 0o600 })
+        .map(|(p, mode, _)| format!("{} {mode:o}", p.display()))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(seen.len() > 10, "{seen:?}");
+}
