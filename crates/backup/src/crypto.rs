@@ -16,6 +16,9 @@ use crate::{Error, Result};
 pub struct Keys {
     data: LessSafeKey,
     id: hmac::Key,
+    /// Names snapshot series in `heads/` (derived from the id key, so a
+    /// series id is never a chunk id and reveals nothing without the key).
+    series: hmac::Key,
     raw: Zeroizing<[u8; 64]>,
 }
 
@@ -38,6 +41,8 @@ pub const MAX_T_COST: u32 = 16;
 /// lanes are no stronger on the machines that guess passwords.
 pub const MAX_P_COST: u32 = 16;
 const WRAP_AAD: &[u8] = b"rampart-backup-key-v1";
+/// The series key is `HMAC-SHA-256(id_key, SERIES_KEY_LABEL)`.
+const SERIES_KEY_LABEL: &[u8] = b"rampart-backup-series-v1";
 
 /// A wrapped master key, as stored in `keys/<id>`.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -79,7 +84,8 @@ impl Keys {
         // 32 bytes is AES-256's key length: this cannot fail.
         let data = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw[..32]).unwrap_or_else(|_| unreachable!()));
         let id = hmac::Key::new(hmac::HMAC_SHA256, &raw[32..]);
-        Keys { data, id, raw }
+        let series = hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&id, SERIES_KEY_LABEL).as_ref());
+        Keys { data, id, series, raw }
     }
 
     /// The master key wrapped under `password`.
@@ -135,6 +141,15 @@ impl Keys {
     /// A chunk's id: HMAC-SHA-256 under the id key.
     pub fn blob_id(&self, data: &[u8]) -> [u8; 32] {
         let tag = hmac::sign(&self.id, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// A snapshot series' id: HMAC-SHA-256 under the series key of its
+    /// canonical JSON `[hostname, source, paths]`.
+    pub fn series_id(&self, canonical: &[u8]) -> [u8; 32] {
+        let tag = hmac::sign(&self.series, canonical);
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out

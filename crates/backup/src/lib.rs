@@ -11,6 +11,8 @@
 //!   S3-compatible object storage ([`s3`]);
 //! - [`tree`]: directory trees as blobs;
 //! - [`lock`]: shared and exclusive repository locks, stale-lock removal;
+//! - [`heads`]: each snapshot series' record, and the client's own, to
+//!   detect deleted snapshots and rollbacks;
 //! - [`repo`]: `init`, `open`, `backup`, `snapshots`, `restore`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,6 +20,7 @@
 pub mod backend;
 pub mod chunker;
 pub mod crypto;
+pub mod heads;
 pub mod lock;
 mod packer;
 pub mod repo;
@@ -48,6 +51,10 @@ pub enum Error {
     /// A pack the index names is not in the storage (deleted).
     #[error("pack {0} is missing from the repository")]
     MissingPack(String),
+    /// Snapshots a record names are missing, or the repository is behind
+    /// what this client saw: deleted, or rolled back.
+    #[error("{0}")]
+    Rollback(String),
     /// Not a repository, or one of an unknown version.
     #[error("{0}")]
     Repository(String),

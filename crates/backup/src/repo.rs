@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::crypto::{KeyFile, Keys};
+use crate::heads::{LocalState, Series};
 pub use crate::lock::Lock;
 use crate::packer::Packer;
 use crate::tree::{Node, Tree};
@@ -173,6 +174,10 @@ pub struct Repository {
     excludes: Vec<glob::Pattern>,
     /// Told (files, bytes) as a backup or restore goes.
     progress: Option<std::sync::Mutex<Progress>>,
+    /// The client's record of the newest heads it wrote or saw.
+    local: Option<LocalState>,
+    /// What went wrong that did not stop the work.
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 /// A progress callback: files and bytes done so far.
@@ -303,7 +308,16 @@ impl Repository {
 
     /// An open repository with no index loaded yet.
     fn new(backend: Arc<dyn Backend>, keys: Arc<Keys>, config: Config) -> Repository {
-        Repository { backend, keys, config, index: HashMap::new(), excludes: Vec::new(), progress: None }
+        Repository {
+            backend,
+            keys,
+            config,
+            index: HashMap::new(),
+            excludes: Vec::new(),
+            progress: None,
+            local: None,
+            warnings: Default::default(),
+        }
     }
 
     fn same_repository(&self, other: &Repository) -> Result<()> {
@@ -373,6 +387,7 @@ impl Repository {
             dest.write_index(&index)?;
             let name = format!("snapshots/{sid}");
             dest.backend.put(&name, &self.backend.get(&name)?)?;
+            dest.record(&sid, &snap)?;
             copied.push(sid);
         }
         Ok(copied)
@@ -458,6 +473,88 @@ impl Repository {
         crate::lock::take(&self.backend, &self.keys, exclusive)
     }
 
+    /// Keeps this client's record of the newest snapshot of each series it
+    /// writes or sees in `dir` (`DATA_DIR/backup-heads`): a rollback of the
+    /// whole repository to an earlier state, records and all, is then
+    /// detected too (docs/backup-format.md, "Heads: rollback and
+    /// deletion").
+    pub fn set_state_dir(&mut self, dir: &Path) {
+        self.local = Some(LocalState::new(dir, &self.config.id, &self.backend.location()));
+    }
+
+    /// Where this client's record of the repository is kept, if anywhere.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.local.as_ref().map(LocalState::path)
+    }
+
+    /// What went wrong that did not stop the work (the client's record
+    /// could not be written, say), once.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.warnings.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default()
+    }
+
+    fn warn(&self, text: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(text);
+        }
+    }
+
+    /// Raises the client's record to `seen` (series id, series, sequence
+    /// number, newest snapshot); a failure is a warning.
+    fn remember(&self, seen: &[(String, Series, u64, String)]) {
+        if let Some(local) = &self.local {
+            if let Err(e) = local.raise(seen) {
+                self.warn(format!("this client's record of the repository's newest snapshots was not updated: {e}"));
+            }
+        }
+    }
+
+    /// Records snapshot `id`, just written, in its series' record (and
+    /// the client's).
+    fn record(&self, id: &str, snap: &Snapshot) -> Result<()> {
+        let series = Series::of(snap);
+        let seq = crate::heads::add(&*self.backend, &self.keys, &series, id)?;
+        self.remember(&[(series.id(&self.keys), series, seq, id.to_string())]);
+        Ok(())
+    }
+
+    /// What the series' records and this client's record say is wrong
+    /// with the snapshots `present`: missing snapshots, series without a
+    /// record, records that do not open, a repository behind what this
+    /// client saw. When nothing is, the client's record is raised to what
+    /// the repository holds.
+    fn heads_problems(&self, present: &[(String, Snapshot)]) -> Result<Vec<String>> {
+        let heads = crate::heads::read_all(&*self.backend, &self.keys)?;
+        let mut problems = Vec::new();
+        let local = match self.local.as_ref().map(LocalState::load).transpose() {
+            Ok(l) => l.unwrap_or_default(),
+            Err(e) => {
+                problems.push(e.to_string());
+                Default::default()
+            }
+        };
+        problems.extend(crate::heads::problems(&heads, present, &self.keys, &local));
+        if problems.is_empty() {
+            let seen: Vec<_> = heads
+                .0
+                .iter()
+                .filter_map(|(sid, h)| {
+                    let newest = present.iter().rev().find(|(id, _)| h.snapshots.contains(id))?;
+                    Some((sid.clone(), h.series.clone(), h.seq, newest.0.clone()))
+                })
+                .collect();
+            self.remember(&seen);
+        }
+        Ok(problems)
+    }
+
+    /// Checks the snapshots against the series' records and this client's
+    /// record (as `check` does, and `latest` needs): one line per problem.
+    pub fn verify_heads(&self) -> Result<Vec<String>> {
+        let present = self.snapshots()?;
+        self.heads_problems(&present)
+    }
+
     /// Leaves out of the next backups every file or directory whose name or
     /// whole path matches one of `patterns` (`*.tmp`, `node_modules`,
     /// `/srv/app/cache/*`).
@@ -538,6 +635,16 @@ impl Repository {
     pub fn snapshot(&self, id: &str) -> Result<(String, Snapshot)> {
         let all = self.snapshots()?;
         let found = if id == "latest" {
+            // `latest` must be the latest: refused when a newer snapshot is
+            // known to have existed (an id still restores).
+            let problems = self.heads_problems(&all)?;
+            if !problems.is_empty() {
+                return Err(Error::Rollback(format!(
+                    "`latest` is refused: {}; the newest snapshot here may not be the newest one written (restore \
+                     a snapshot by id to use it anyway; `rampart backup check` lists every problem)",
+                    problems.join("; ")
+                )));
+            }
             all.into_iter().last()
         } else {
             let mut m: Vec<_> = all.into_iter().filter(|(sid, _)| sid.starts_with(id)).collect();
@@ -664,6 +771,9 @@ impl Repository {
         let data = self.keys.envelope("snapshot", &plain);
         let id = hex(&sha256(&data));
         self.backend.put(&format!("snapshots/{id}"), &data)?;
+        // Then its series' record: a crash between the two leaves a
+        // snapshot no record names, which is no rollback.
+        self.record(&id, &snap)?;
         Ok((id, snap))
     }
 
@@ -968,13 +1078,23 @@ impl Repository {
                 }
             }
         }
-        let mut removed = Vec::new();
-        for ((id, _), kept) in all.iter().zip(keep) {
-            if !kept {
-                self.backend.delete(&format!("snapshots/{id}"))?;
-                removed.push(id.clone());
-            }
+        let removed: Vec<String> =
+            all.iter().zip(&keep).filter(|(_, kept)| !**kept).map(|((id, _), _)| id.clone()).collect();
+        // The records first: a crash after them leaves snapshots no record
+        // names (no rollback), never records naming deleted snapshots.
+        let doomed: std::collections::BTreeSet<String> = removed.iter().cloned().collect();
+        let heads = crate::heads::rewrite(&*self.backend, &self.keys, &all, &doomed)?;
+        for id in &removed {
+            self.backend.delete(&format!("snapshots/{id}"))?;
         }
+        let seen: Vec<_> = heads
+            .into_iter()
+            .filter_map(|(sid, (series, seq, snapshots))| {
+                let newest = all.iter().find(|(id, _)| snapshots.contains(id))?;
+                Some((sid, series, seq, newest.0.clone()))
+            })
+            .collect();
+        self.remember(&seen);
         Ok(removed)
     }
 
@@ -1120,7 +1240,8 @@ impl Repository {
         // whose directories all point at the same subtree twice would
         // otherwise cost 2^depth walks.
         let mut seen = std::collections::HashSet::new();
-        for (sid, snap) in self.snapshots()? {
+        let present = self.snapshots()?;
+        for (sid, snap) in &present {
             let mut stack = vec![snap.tree.clone()];
             while let Some(tid) = stack.pop() {
                 if !seen.insert(tid.clone()) {
@@ -1177,6 +1298,9 @@ impl Repository {
             found.sort();
             problems.extend(found);
         }
+        // Deleted snapshots and rollbacks (docs/backup-format.md, "Heads:
+        // rollback and deletion").
+        problems.extend(self.heads_problems(&present)?);
         Ok(problems)
     }
 

@@ -354,3 +354,141 @@ fn a_deleted_pack_is_reported_as_missing() {
     let problems = r.check(true).unwrap();
     assert!(problems.iter().any(|p| p.contains(&name) && p.contains("missing")), "{problems:?}");
 }
+
+/// The review's rollback: deleting the newest snapshot object left
+/// `check` clean and made `latest` restore older data. Now each series'
+/// record names its snapshots: the deletion is a problem, `latest` is
+/// refused, and an id still restores.
+#[test]
+fn a_deleted_newest_snapshot_is_detected_and_latest_refused() {
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
+    let (old, _) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    std::fs::write(src.join("docs/a.txt"), b"newer\n").unwrap();
+    let (newest, _) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    assert!(repo.check(true).unwrap().is_empty());
+    std::fs::remove_file(repo_dir.join("snapshots").join(&newest)).unwrap();
+    let r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    for read_data in [false, true] {
+        let problems = r.check(read_data).unwrap();
+        assert!(problems.iter().any(|p| p.contains(&newest) && p.contains("missing")), "{problems:?}");
+    }
+    let err = r.restore("latest", &tmp.path().join("out")).unwrap_err();
+    assert!(matches!(err, Error::Rollback(_)) && err.to_string().contains(&newest), "{err}");
+    assert!(!tmp.path().join("out").exists(), "nothing restored");
+    r.restore(&old, &tmp.path().join("by-id")).unwrap();
+    assert_eq!(std::fs::read(tmp.path().join("by-id/src/docs/a.txt")).unwrap(), b"hello backups\n");
+    // A backup meanwhile does not make the deletion go away.
+    let mut r = r;
+    r.backup(std::slice::from_ref(&src), &[]).unwrap();
+    assert!(r.check(false).unwrap().iter().any(|p| p.contains(&newest)));
+
+    // Deleting the records with it: the series' remaining snapshots have
+    // no record, which is reported too.
+    let Setup { tmp: _tmp, src, repo_dir, mut repo } = setup();
+    repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let (newest, _) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    std::fs::remove_file(repo_dir.join("snapshots").join(&newest)).unwrap();
+    std::fs::remove_dir_all(repo_dir.join("heads")).unwrap();
+    let problems = repo.check(false).unwrap();
+    assert!(problems.iter().any(|p| p.contains("has no record")), "{problems:?}");
+    assert!(matches!(repo.snapshot("latest"), Err(Error::Rollback(_))));
+}
+
+/// `forget` removes snapshots legitimately: the records follow, so
+/// check stays clean and `latest` works; a snapshot missing before the
+/// forget stays reported.
+#[test]
+fn forget_updates_the_records() {
+    use rampart_backup::repo::KeepPolicy;
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
+    let state = tmp.path().join("state");
+    repo.set_state_dir(&state);
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        std::fs::write(src.join("n"), format!("{n}")).unwrap();
+        ids.push(repo.backup(std::slice::from_ref(&src), &[]).unwrap().0);
+    }
+    let removed = repo.forget(&KeepPolicy { last: 2, ..Default::default() }).unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(repo.check(false).unwrap().is_empty());
+    assert_eq!(repo.snapshot("latest").unwrap().0, ids[3]);
+    // One missing before a forget: still reported after it.
+    std::fs::remove_file(repo_dir.join("snapshots").join(&ids[2])).unwrap();
+    repo.forget(&KeepPolicy { last: 2, ..Default::default() }).unwrap();
+    let problems = repo.check(false).unwrap();
+    assert!(problems.iter().any(|p| p.contains(&ids[2])), "{problems:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A consistent rollback of the whole repository (records and all) looks
+/// sound from the repository alone; the client's own record catches it.
+#[test]
+fn a_whole_repository_rollback_is_caught_by_the_client_record() {
+    let Setup { tmp, src, repo_dir, mut repo } = setup();
+    let state = tmp.path().join("state");
+    repo.set_state_dir(&state);
+    repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let saved = tmp.path().join("saved");
+    copy_dir(&repo_dir, &saved);
+    std::fs::write(src.join("docs/a.txt"), b"newer\n").unwrap();
+    let (newest, _) = repo.backup(std::slice::from_ref(&src), &[]).unwrap();
+    let state_file = repo.state_file().unwrap().to_path_buf();
+    assert!(state_file.exists());
+    assert_eq!(std::fs::metadata(&state_file).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(repo);
+    std::fs::remove_dir_all(&repo_dir).unwrap();
+    copy_dir(&saved, &repo_dir);
+    // Without the client's record: nothing to see.
+    let mut r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    assert!(r.check(false).unwrap().is_empty());
+    // With it (the same location, named another way): the rollback.
+    let mut r2 = Repository::open(Box::new(LocalDir::new(&repo_dir.join("../repo"))), PASSWORD).unwrap();
+    r2.set_state_dir(&state);
+    let problems = r2.check(false).unwrap();
+    assert!(problems.iter().any(|p| p.contains("rolled back") && p.contains(&newest)), "{problems:?}");
+    assert!(matches!(r2.restore("latest", &tmp.path().join("out")), Err(Error::Rollback(_))));
+    // A backup into the rolled-back repository does not hide it either.
+    r2.backup(std::slice::from_ref(&src), &[]).unwrap();
+    assert!(!r2.check(false).unwrap().is_empty());
+    // A client that first looks now trusts what it sees (and remembers it).
+    r.set_state_dir(&tmp.path().join("another-client"));
+    assert!(r.verify_heads().unwrap().is_empty());
+}
+
+/// Backups of one series running at once (shared locks) each get their
+/// snapshot into the records: deleting any one of them is reported.
+#[test]
+fn concurrent_backups_all_reach_the_records() {
+    let Setup { tmp: _tmp, src, repo_dir, .. } = setup();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+                    (0..2).map(|_| r.backup(std::slice::from_ref(&src), &[]).unwrap().0).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        runs.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(ids.len(), 6);
+    let r = Repository::open(Box::new(LocalDir::new(&repo_dir)), PASSWORD).unwrap();
+    assert!(r.check(false).unwrap().is_empty());
+    for id in &ids {
+        let path = repo_dir.join("snapshots").join(id);
+        let aside = repo_dir.join("aside");
+        std::fs::rename(&path, &aside).unwrap();
+        assert!(r.check(false).unwrap().iter().any(|p| p.contains(id.as_str())), "{id} is in a record");
+        std::fs::rename(&aside, &path).unwrap();
+    }
+}
