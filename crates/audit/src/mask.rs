@@ -66,12 +66,12 @@ fn pattern(name: &str) -> &'static str {
         "credentials" => r"(?i)\b(?:bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{8,}",
         "url_password" => r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s/]+)@",
         "secret_param" => {
-            r"(?i)(?:^|[?&;\s,])(?:password|passwd|pwd|pass|secret|token|access_token|refresh_token|id_token|api_?key|apikey|client_secret|auth|session|sessionid|sid|jsessionid|phpsessid|csrf_?token|otp|code_verifier)=([^&\s;,]+)"
+            r"(?i)(?:^|[?&;\s,])(?:password|passwd|pwd|pass|passphrase|secret|token|access_token|refresh_token|id_token|api_?key|apikey|client_secret|auth|session|sessionid|sid|jsessionid|phpsessid|csrf_?token|otp|code_verifier)=([^&\s;,]+)"
         }
         "api_key" => {
             r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{22,}|\bxox[abposr]-[A-Za-z0-9-]{10,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|\bAIza[0-9A-Za-z_-]{35}|\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{36}\b|\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"
         }
-        "card" => r"\b\d(?:[ -]?\d){12,18}\b",
+        "card" => r"\b\d(?:[ .-]?\d){12,18}\b",
         "iban" => r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
         "email" => r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
         _ => r"$^",
@@ -199,8 +199,26 @@ impl Masker {
         }
     }
 
-    /// Masks what the detectors find in one string.
+    /// Masks what the detectors find in one string. A string holding
+    /// percent-encodings is also read decoded (`pass%77ord=...` is a
+    /// password); when that reveals something to mask, the decoded text,
+    /// masked, is what comes back.
     pub fn mask_str<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let masked = self.mask_plain(s);
+        if !s.contains('%') {
+            return masked;
+        }
+        let decoded = percent_decoded(&masked);
+        if decoded == *masked {
+            return masked;
+        }
+        match self.mask_plain(&decoded) {
+            Cow::Owned(m) => Cow::Owned(m),
+            Cow::Borrowed(_) => masked,
+        }
+    }
+
+    fn mask_plain<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let hits = self.set.matches(s);
         if !hits.matched_any() {
             return Cow::Borrowed(s);
@@ -245,7 +263,7 @@ impl Masker {
                 format!("hmac:{}", base64url(&mac[..16]))
             }
             Action::Partial => {
-                let chars: Vec<char> = value.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+                let chars: Vec<char> = value.chars().filter(|c| !c.is_whitespace() && *c != '-' && *c != '.').collect();
                 let keep = chars.len().min(4);
                 let mut s: String = "*".repeat(chars.len() - keep);
                 s.extend(&chars[chars.len() - keep..]);
@@ -278,9 +296,62 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-fn is_secret_name(k: &str) -> bool {
+/// Whether a member or field named `k` holds a secret.
+pub fn is_secret_name(k: &str) -> bool {
     let norm: String = k.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect();
     SECRET_NAMES.contains(&norm.as_str())
+}
+
+/// Parts of a name that make it a secret's wherever they occur
+/// (`user_password`, `newPassphrase`, `X-Auth-Token`).
+const SECRET_PARTS: &[&str] =
+    &["password", "passwd", "passphrase", "secret", "token", "apikey", "sessionid", "privatekey", "authorization"];
+
+/// Whether a rule variable (`ARGS:password`, `ARGS:json.user.pass%77ord`,
+/// `REQUEST_COOKIES:sessionid`, `REQUEST_HEADERS:X-Api-Key`) holds a
+/// secret: its key, percent-decoded, names one; every cookie does (session
+/// cookies are named anything), and so do the Cookie and Authorization
+/// headers.
+pub fn is_secret_variable(variable: &str) -> bool {
+    let (collection, key) = variable.split_once(':').unwrap_or((variable, ""));
+    let collection = collection.to_ascii_uppercase();
+    if collection.starts_with("REQUEST_COOKIES") && !collection.ends_with("_NAMES") {
+        return true;
+    }
+    if collection.ends_with("_NAMES") {
+        return false;
+    }
+    let key = percent_decoded(key);
+    let last = key.rsplit(['.', '[', ']']).find(|p| !p.is_empty()).unwrap_or("");
+    let norm: String = last.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    is_secret_name(last)
+        || matches!(norm.as_str(), "cookie" | "pass" | "pin" | "sid" | "auth")
+        || SECRET_PARTS.iter().any(|p| norm.contains(p))
+}
+
+/// `%HH` decoded (as UTF-8, lossily); the text itself when it has none.
+fn percent_decoded(s: &str) -> Cow<'_, str> {
+    let b = s.as_bytes();
+    if !b.contains(&b'%') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = ((b[i + 1] as char).to_digit(16), (b[i + 2] as char).to_digit(16)) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    match String::from_utf8_lossy(&out) {
+        Cow::Borrowed(t) if t == s => Cow::Borrowed(s),
+        other => Cow::Owned(other.into_owned()),
+    }
 }
 
 /// The Luhn checksum of the digits in `s`.
@@ -383,6 +454,35 @@ mod tests {
         let e2 = m.mask_str("from alice@example.com").into_owned();
         assert!(e1.starts_with("mail hmac:") && !e1.contains("alice"));
         assert_eq!(e1.split(' ').nth(1), e2.split(' ').nth(1), "equal values stay correlatable");
+    }
+
+    /// What an outside review found in clear in the WAF's log lines.
+    #[test]
+    fn encoded_names_dotted_cards_and_secret_variables() {
+        let (_d, m) = masker();
+        let got = m.mask_str("GET /login?user=bob&pass%77ord=hunter2").into_owned();
+        assert!(!got.contains("hunter2"), "{got}");
+        let got = m.mask_str("passphrase=correct-horse&x=1").into_owned();
+        assert!(!got.contains("correct-horse"), "{got}");
+        let got = m.mask_str("card 4111.1111.1111.1111 paid").into_owned();
+        assert!(!got.contains("4111.1111.1111.1111"), "{got}");
+        for v in [
+            "ARGS:password",
+            "ARGS_POST:pass%77ord",
+            "ARGS:json.user.password",
+            "ARGS:newPassphrase",
+            "ARGS:token",
+            "REQUEST_COOKIES:sessionid",
+            "REQUEST_COOKIES:_app_session",
+            "REQUEST_HEADERS:X-Api-Key",
+            "REQUEST_HEADERS:Authorization",
+            "REQUEST_HEADERS:Cookie",
+        ] {
+            assert!(is_secret_variable(v), "{v}");
+        }
+        for v in ["ARGS:q", "ARGS:id", "REQUEST_HEADERS:User-Agent", "REQUEST_COOKIES_NAMES:sessionid", "REQUEST_URI"] {
+            assert!(!is_secret_variable(v), "{v}");
+        }
     }
 
     #[test]

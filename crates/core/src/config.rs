@@ -125,6 +125,21 @@ pub enum WafMode {
     Blocking,
 }
 
+/// What a blocking WAF does with a request body it cannot read as its
+/// content type says (broken JSON or XML, an ambiguous multipart
+/// envelope): the application may read it all the same, so by default it
+/// is refused, as ModSecurity's recommended setup does.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyErrors {
+    /// Refuse with 400.
+    #[default]
+    Refuse,
+    /// Inspect what could be read (the body as a form, `REQUEST_BODY`)
+    /// and let the rules decide.
+    Inspect,
+}
+
 /// The web application firewall.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -159,6 +174,12 @@ pub struct Waf {
     pub exclusions: Vec<WafExclusion>,
     /// Score added to a client's ban score when the WAF refuses it.
     pub ban_score: u32,
+    /// Unreadable request bodies on blocking routes: refused or inspected.
+    pub body_errors: BodyErrors,
+    /// Most arguments (query, form, JSON and multipart fields, cookies) a
+    /// request may carry on a route with the WAF on; a blocking route
+    /// refuses more with 400 (each one costs every rule's time).
+    pub max_arguments: u32,
 }
 
 impl Default for Waf {
@@ -176,6 +197,8 @@ impl Default for Waf {
             log_file: PathBuf::from("waf.log"),
             exclusions: Vec::new(),
             ban_score: 5,
+            body_errors: BodyErrors::Refuse,
+            max_arguments: 1000,
         }
     }
 }
@@ -215,6 +238,8 @@ pub struct RouteWaf {
     pub outbound_threshold: Option<u32>,
     /// Exclusions for this route, added to the global ones.
     pub exclusions: Vec<WafExclusion>,
+    /// Unreadable request bodies: refused or inspected.
+    pub body_errors: Option<BodyErrors>,
 }
 
 /// The audit log (docs/audit-log-format.md).
@@ -406,8 +431,10 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct IpPolicy {
     /// When not empty, only these networks may connect.
+    #[serde(deserialize_with = "nets")]
     pub allow: Vec<IpNet>,
     /// These networks are refused.
+    #[serde(deserialize_with = "nets")]
     pub deny: Vec<IpNet>,
     /// Files of networks to allow, one CIDR or address a line, `#` comments;
     /// reloaded when they change.
@@ -416,6 +443,7 @@ pub struct IpPolicy {
     pub deny_files: Vec<PathBuf>,
     /// Proxies and load balancers in front of Rampart: only their
     /// X-Forwarded-For and PROXY protocol headers are trusted.
+    #[serde(deserialize_with = "nets")]
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -510,6 +538,7 @@ pub struct Bans {
     /// Substrings of scanner user agents (matched without case).
     pub scanner_user_agents: Vec<String>,
     /// Networks never banned (your office, your monitoring).
+    #[serde(deserialize_with = "nets")]
     pub exempt: Vec<IpNet>,
 }
 
@@ -843,6 +872,9 @@ impl Config {
                 .enumerate()
                 .filter_map(|(i, r)| r.waf.paranoia_level.map(|p| (format!("routes[{i}].waf.paranoia_level"), p))),
         );
+        if !(1..=100_000).contains(&w.max_arguments) {
+            return Err(invalid("waf.max_arguments", &w.max_arguments.to_string(), "a number from 1 to 100000"));
+        }
         for (key, level) in levels {
             if !(1..=4).contains(&level) {
                 return Err(invalid(&key, &level.to_string(), "a paranoia level from 1 to 4"));
@@ -1207,6 +1239,21 @@ pub fn parse_net_list(text: &str, origin: &str) -> Result<Vec<IpNet>, ConfigErro
     Ok(nets)
 }
 
+/// A list of networks in the configuration: CIDRs or single addresses.
+fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| {
+            parse_net(t.trim()).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{t:?} is not an address or CIDR network such as 192.0.2.1, 192.0.2.0/24 or 2001:db8::/32"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Parses `192.0.2.1`, `192.0.2.0/24`, `2001:db8::1` or `2001:db8::/32`.
 pub fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
@@ -1243,6 +1290,24 @@ mod tests {
         assert!(e.contains("schedule") && e.contains("daily 02:30"), "{e}");
         let e = Config::from_toml("[backup.jobs.site]\npaths = [\"/a\"]\n", "b.toml").unwrap_err().to_string();
         assert!(e.contains("backup.jobs.site.targets"), "{e}");
+    }
+
+    /// docs/configuration.md says networks are CIDRs or single addresses.
+    #[test]
+    fn networks_are_cidrs_or_single_addresses() {
+        let c = Config::from_toml(
+            "[ip_policy]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\ndeny = [\"192.0.2.7\"]\n\
+             [bans]\nexempt = [\"2001:db8::/32\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.ip_policy.trusted_proxies,
+            vec![parse_net("127.0.0.1/32").unwrap(), parse_net("10.0.0.0/8").unwrap(), parse_net("::1/128").unwrap()]
+        );
+        assert_eq!(c.ip_policy.deny.len(), 1);
+        let e = Config::from_toml("[ip_policy]\nallow = [\"300.1.1.1\"]\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("300.1.1.1") && e.contains("CIDR"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod event;
+pub mod private_fs;
 pub mod schedule;
 
 pub use config::Config;

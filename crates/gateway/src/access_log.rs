@@ -1,7 +1,6 @@
 //! The JSON access log: one line a request, written by a thread of its own
 //! so the request path only formats a line and queues it.
 
-use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender};
@@ -18,10 +17,7 @@ pub struct AccessLog {
 impl AccessLog {
     /// Opens `path` for appending and starts the writer thread.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = rampart_core::private_fs::append(path)?;
         let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
         std::thread::Builder::new().name("rampart-access-log".into()).spawn(move || {
             let mut out = BufWriter::with_capacity(256 * 1024, file);

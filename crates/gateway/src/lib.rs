@@ -152,6 +152,10 @@ pub struct Shared {
     pub body_budget: body::Budget,
     /// Per-client budgets of refusal events.
     pub event_gate: event_gate::EventGate,
+    /// WAF inspections of large requests running off the event loops at
+    /// once (one per core): such a request waits for a permit while the
+    /// worker goes on serving other connections.
+    pub waf_permits: tokio::sync::Semaphore,
 }
 
 /// A running gateway.
@@ -181,7 +185,7 @@ impl Gateway {
         let config = opts.config;
         config.validate()?;
         let data_dir = config.data_dir();
-        std::fs::create_dir_all(&data_dir)
+        rampart_core::private_fs::create_dir(&data_dir)
             .map_err(|source| GatewayError::DataDir { path: data_dir.clone(), source })?;
 
         let bind = |key: &'static str, addr: &str| -> Result<Option<std::net::TcpListener>, GatewayError> {
@@ -265,6 +269,9 @@ impl Gateway {
             conns: Arc::new(ConnLimiter::default()),
             body_budget: body::Budget::new(max_buffered),
             event_gate: event_gate::EventGate::default(),
+            waf_permits: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
         });
 
         let (shutdown, rx) = watch::channel(false);

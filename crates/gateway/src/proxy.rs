@@ -31,6 +31,18 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A request with more arguments than this, or a body larger than
+/// [`HEAVY_BODY_BYTES`], has its body phase run off the event loop.
+const HEAVY_ARGUMENTS: usize = 48;
+const HEAVY_BODY_BYTES: usize = 16 * 1024;
+
+fn body_len(b: &ProxyBody) -> usize {
+    match b {
+        ProxyBody::Full(Some(b)) => b.len(),
+        _ => 0,
+    }
+}
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// never forwarded in either direction.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -94,6 +106,7 @@ impl Handler {
         let start = Instant::now();
         let rt = self.shared.runtime.load_full();
         let (mut parts, body) = req.into_parts();
+        let host_error = settle_host(&mut parts).err();
         let trusted_peer = rt.ip_policy.is_trusted(self.conn.peer);
         // Several X-Forwarded-For lines (a proxy that adds its own line
         // rather than appending) are one list, in order (RFC 9110 5.3).
@@ -117,6 +130,9 @@ impl Handler {
             start,
         };
         let (host, request_id) = (&facts.host, &facts.request_id);
+        if let Some(reason) = host_error {
+            return Ok(self.refuse(&rt, &facts, reason, "-", None).await);
+        }
 
         if rt.config.listen.redirect_https && !https {
             let resp = redirect_to_https(&parts, host, rt.https_port);
@@ -132,7 +148,7 @@ impl Handler {
         };
 
         // The WAF's phase 1 sees the head before any of the body is read.
-        let engine = rt.waf.engine.as_deref().filter(|_| route.waf.mode != WafMode::Off);
+        let engine = rt.waf.engine.as_ref().filter(|_| route.waf.mode != WafMode::Off);
         let mut waf = engine.map(|e| route.waf.begin(e));
         let waf_headers = if waf.is_some() { waf_stage::headers_of(&parts.headers) } else { Vec::new() };
         let uri_text = if waf.is_some() { waf_uri(&parts.uri) } else { String::new() };
@@ -148,6 +164,10 @@ impl Handler {
         };
         if let Some(tx) = &mut waf {
             request::load_head(tx, &request);
+            if let Some(reason) = waf_stage::unreadable(tx, &route.waf) {
+                self.waf_log(&facts, tx, reason.status());
+                return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await);
+            }
             tx.run_phase(1);
             if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
                 return Ok(resp);
@@ -186,7 +206,19 @@ impl Handler {
                 _ => Bytes::new(),
             };
             request::load_body(tx, &waf_headers, &bytes);
-            tx.run_phase(2);
+            if let Some(reason) = waf_stage::unreadable(tx, &route.waf) {
+                self.waf_log(&facts, tx, reason.status());
+                return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await);
+            }
+        }
+        if let Some(tx) = waf.take() {
+            let heavy = tx.arguments() > HEAVY_ARGUMENTS || body_len(&body) > HEAVY_BODY_BYTES;
+            match self.run_phase(tx, 2, heavy).await {
+                Some(tx) => waf = Some(tx),
+                None => return Ok(self.refuse(&rt, &facts, Reason::WafBlocked, &route.name, None).await),
+            }
+        }
+        if let Some(tx) = &mut waf {
             if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
                 return Ok(resp);
             }
@@ -227,13 +259,38 @@ impl Handler {
         }
     }
 
+    /// Runs a WAF phase: on this event loop when the request is small, on
+    /// a blocking thread when it is `heavy` (many arguments, a large body),
+    /// so that its rules never hold up the other connections this worker
+    /// serves. `None` when the rules' thread failed (the request is then
+    /// refused: never let through uninspected).
+    async fn run_phase(&self, mut tx: Transaction, phase: u8, heavy: bool) -> Option<Transaction> {
+        if !heavy {
+            tx.run_phase(phase);
+            return Some(tx);
+        }
+        let _permit = self.shared.waf_permits.acquire().await.ok()?;
+        let ran = tokio::task::spawn_blocking(move || {
+            tx.run_phase(phase);
+            tx
+        })
+        .await;
+        match ran {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                tracing::error!(error = %e, phase, "WAF inspection failed; request refused");
+                None
+            }
+        }
+    }
+
     /// Phase 3 on the response head, phase 4 on its body (when its type is
     /// inspected): the response to send, or the refusal.
     async fn waf_response(
         &self,
         rt: &Arc<Runtime>,
         facts: &Facts,
-        tx: &mut Transaction<'_>,
+        tx: &mut Transaction,
         route: &Route,
         resp: Response<Incoming>,
     ) -> Result<Response<ResponseBody>, Response<ResponseBody>> {
@@ -283,7 +340,7 @@ impl Handler {
         &self,
         rt: &Arc<Runtime>,
         facts: &Facts,
-        tx: &mut Transaction<'_>,
+        tx: &mut Transaction,
         route: &Route,
         reason: Reason,
     ) -> Option<Response<ResponseBody>> {
@@ -302,7 +359,7 @@ impl Handler {
     }
 
     /// Phase 5, then the log lines and events of every logged match.
-    fn waf_log(&self, facts: &Facts, tx: &mut Transaction<'_>, status: u16) {
+    fn waf_log(&self, facts: &Facts, tx: &mut Transaction, status: u16) {
         tx.run_phase(5);
         let logged: Vec<_> = tx.matches().iter().filter(|m| m.log).collect();
         if logged.is_empty() {
@@ -323,23 +380,29 @@ impl Handler {
         let rt = self.shared.runtime.load();
         let mut lines = String::new();
         for m in &logged {
+            // Only what the request put in the line can hold a secret: the
+            // message and data (macros over request values) and the
+            // variable's name; the rule's own text is left as it is. When
+            // the matched variable is a secret's (a password field, a
+            // cookie, an API key header), nothing of its value is kept.
+            let mut masked = (*m).clone();
+            masked.msg = masker.mask_str(&m.msg).into_owned();
+            masked.variable = masker.mask_str(&m.variable).into_owned();
+            masked.data = if rampart_audit::mask::is_secret_variable(&m.variable) {
+                format!("[REDACTED:secret_variable] within {}", masked.variable)
+            } else {
+                masker.mask_str(&m.data).into_owned()
+            };
             if rt.waf.log.is_some() {
-                // Only what the request put in the line can hold a secret:
-                // the message and data (macros over request values) and the
-                // variable's name; the rule's own text is left as it is.
-                let mut masked = (*m).clone();
-                masked.msg = masker.mask_str(&m.msg).into_owned();
-                masked.data = masker.mask_str(&m.data).into_owned();
-                masked.variable = masker.mask_str(&m.variable).into_owned();
                 lines.push_str(&rampart_waf::log::line(&masked, Some(status), &context));
                 lines.push('\n');
             }
             let mut event = Event::new("intrusion_detection", "waf-match")
                 .outcome(if m.disruptive { Outcome::Failure } else { Outcome::Unknown })
                 .source_ip(facts.client)
-                .rule(m.id.to_string(), masker.mask_str(&m.msg))
-                .message(masker.mask_str(&m.data))
-                .label("waf.variable", m.variable.clone())
+                .rule(m.id.to_string(), masked.msg.clone())
+                .message(masked.data.clone())
+                .label("waf.variable", masked.variable.clone())
                 .label("waf.phase", m.phase.to_string());
             if !m.rule.tags.is_empty() {
                 event = event.label("waf.tags", m.rule.tags.join(","));
@@ -386,7 +449,9 @@ impl Handler {
             return Err((r, "-", None));
         }
         // Judged on the path the backend will act on (`stage::path`).
-        let path = crate::stage::path::normalize(parts.uri.path());
+        let Ok(path) = crate::stage::path::normalize(parts.uri.path()) else {
+            return Err((Reason::AmbiguousPath, "-", None));
+        };
         if let Some(r) = rt.probes.check(&path, parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes())) {
             return Err((r, "-", None));
         }
@@ -760,6 +825,32 @@ fn version_text(v: Version) -> &'static str {
     }
 }
 
+/// Gives the head one `Host` header that every later reader (the WAF's
+/// rules, routing, the upstream) sees alike. HTTP/2 carries the host in
+/// `:authority` (RFC 9113 8.3.1), which becomes `Host`; a `Host` that
+/// names another host than `:authority`, or several `Host` headers (RFC
+/// 9112 3.2), make the request malformed.
+fn settle_host(parts: &mut Parts) -> Result<(), Reason> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let first = hosts.next().cloned();
+    if hosts.next().is_some() {
+        return Err(Reason::Malformed);
+    }
+    if parts.version != Version::HTTP_2 {
+        return Ok(());
+    }
+    let Some(authority) = parts.uri.authority() else { return Ok(()) };
+    match first {
+        Some(h) if !h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes()) => Err(Reason::Malformed),
+        Some(_) => Ok(()),
+        None => {
+            let v = HeaderValue::from_str(authority.as_str()).map_err(|_| Reason::Malformed)?;
+            parts.headers.insert(header::HOST, v);
+            Ok(())
+        }
+    }
+}
+
 /// The host the client asked for, without port.
 fn host_of(parts: &Parts) -> &str {
     let raw = parts
@@ -836,6 +927,21 @@ fn body_reason(e: &BodyError) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http2_authority_becomes_the_host_header() {
+        let mut p =
+            Request::get("https://example.com:8443/x").version(Version::HTTP_2).body(()).unwrap().into_parts().0;
+        settle_host(&mut p).unwrap();
+        assert_eq!(p.headers[header::HOST], "example.com:8443");
+        let p = Request::get("https://a.example/").version(Version::HTTP_2).header("host", "b.example");
+        let mut p = p.body(()).unwrap().into_parts().0;
+        assert_eq!(settle_host(&mut p), Err(Reason::Malformed));
+        let mut p = Request::get("/").header("host", "a").header("host", "b").body(()).unwrap().into_parts().0;
+        assert_eq!(settle_host(&mut p), Err(Reason::Malformed));
+        let mut p = Request::get("/").header("host", "a").body(()).unwrap().into_parts().0;
+        assert_eq!(settle_host(&mut p), Ok(()));
+    }
 
     #[test]
     fn host_without_port() {

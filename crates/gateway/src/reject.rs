@@ -80,6 +80,14 @@ reasons! {
     Scanner = "scanner_user_agent", 403, Scanner;
     /// The web application firewall's rules refused the request.
     WafBlocked = "waf_blocked", 403, Waf;
+    /// The WAF could not parse the body (or found its envelope ambiguous),
+    /// so it could not inspect what the application will read.
+    BodyUnparseable = "body_unparseable", 400, Waf;
+    /// The request carries more arguments than the WAF inspects.
+    TooManyArguments = "too_many_arguments", 400, Waf;
+    /// The path is one backends read differently (invalid UTF-8 after
+    /// decoding, control characters).
+    AmbiguousPath = "ambiguous_path", 400, Limit;
     /// The web application firewall's rules refused the response.
     WafResponseBlocked = "waf_response_blocked", 403, None;
     /// No route matches the host and path.

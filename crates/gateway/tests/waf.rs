@@ -161,3 +161,33 @@ async fn broken_rules_are_a_clear_config_error() {
     let msg = err.to_string();
     assert!(msg.contains("waf.crs_dir") && msg.contains("bad.conf:2"), "{msg}");
 }
+
+/// Browsers speak HTTP/2: the host comes in `:authority`, not `Host`. The
+/// CRS must see a `Host` header all the same (920280 "missing Host"), so
+/// benign HTTP/2 requests pass on a blocking route, again and again
+/// (refusals would get the client banned), over TLS and over h2c.
+#[tokio::test]
+async fn http2_requests_pass_a_blocking_route_and_attacks_do_not() {
+    let up = Upstream::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, pem) = write_cert(dir.path(), &["app.example"], "app");
+    let extra = format!("[[tls.certificates]]\ncert = {cert:?}\nkey = {key:?}\n{}", waf_config(""));
+    let g = gateway(&up.url(), &extra).await;
+    for i in 0..8 {
+        let s = tls_connect(g.https(), pem.as_bytes(), "app.example", &[b"h2"]).await;
+        assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let r = send_h2(s, "GET", "https://app.example/products?page=2", &BROWSER, "").await;
+        assert_eq!(r.status, 200, "request {i} over h2: {}\n{}", r.body, waf_log(&g));
+        let tcp = tokio::net::TcpStream::connect(g.http()).await.unwrap();
+        let r = send_h2(tcp, "GET", "http://app.example/products?page=3", &BROWSER, "").await;
+        assert_eq!(r.status, 200, "request {i} over h2c: {}\n{}", r.body, waf_log(&g));
+    }
+    assert_eq!(up.last().headers["host"], "app.example");
+    let s = tls_connect(g.https(), pem.as_bytes(), "app.example", &[b"h2"]).await;
+    let r = send_h2(s, "GET", &format!("https://app.example/products?{SQLI}"), &BROWSER, "").await;
+    assert_eq!(r.status, 403);
+    // A Host header naming another host than :authority is malformed.
+    let s = tls_connect(g.https(), pem.as_bytes(), "app.example", &[b"h2"]).await;
+    let r = send_h2(s, "GET", "https://app.example/", &[("host", "other.example")], "").await;
+    assert_eq!(r.status, 400);
+}

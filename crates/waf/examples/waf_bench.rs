@@ -20,7 +20,7 @@ fn main() {
     let crs = args.next().unwrap_or_else(|| "../shared/crs".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let (set, _) = rampart_waf::sources::load_crs(std::path::Path::new(&crs), None).unwrap();
-    let engine = Engine::new(&set).unwrap();
+    let engine = std::sync::Arc::new(Engine::new(&set).unwrap());
     let headers = |ct: Option<&str>| {
         let mut h: Vec<(String, Vec<u8>)> = vec![
             ("host".into(), b"127.0.0.1:18190".to_vec()),

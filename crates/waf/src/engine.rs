@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap as StdHashMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -24,7 +25,7 @@ use crate::transforms::{self, Transform};
 
 /// A rule ready to run.
 struct Compiled {
-    meta: Meta,
+    meta: Arc<Meta>,
     phase: u8,
     variables: Vec<CompiledVar>,
     operator: Option<(Box<dyn Operator>, bool)>,
@@ -182,6 +183,9 @@ pub struct Engine {
     /// The tags `ctl:ruleRemoveByTag` / `ruleRemoveTargetByTag` name
     /// (the first 64: one bit each in [`Compiled::tag_mask`]).
     ctl_tags: Vec<String>,
+    /// `SecArgumentsLimit` (1,000, ModSecurity's recommended value, when
+    /// the rule set does not say).
+    arguments_limit: usize,
 }
 
 /// What a transaction decided.
@@ -201,9 +205,9 @@ pub enum Verdict {
 
 /// One matched rule, for logs and events.
 #[derive(Debug, Clone)]
-pub struct Match<'e> {
+pub struct Match {
     /// What the rule says about itself.
-    pub rule: &'e Meta,
+    pub rule: Arc<Meta>,
     /// The rule's id.
     pub id: u64,
     /// The phase it ran in.
@@ -255,7 +259,8 @@ impl Engine {
                 cur = c.chained.as_deref_mut();
             }
         }
-        Ok(Engine { rules, markers, mode: set.engine, body_access, phases, ctl_tags })
+        let arguments_limit = set.settings.get("SecArgumentsLimit").and_then(|v| v.trim().parse().ok()).unwrap_or(1000);
+        Ok(Engine { rules, markers, mode: set.engine, body_access, phases, ctl_tags, arguments_limit })
     }
 
     /// The bit of `tag` in [`Compiled::tag_mask`], 0 for a tag no rule's
@@ -265,9 +270,9 @@ impl Engine {
     }
 
     /// A new transaction.
-    pub fn transaction(&self) -> Transaction<'_> {
+    pub fn transaction(self: &Arc<Self>) -> Transaction {
         Transaction {
-            engine: self,
+            engine: self.clone(),
             vars: vec![Vec::new(); crate::names::VARIABLES.len()],
             tx: HashMap::with_capacity_and_hasher(128, Default::default()),
             last_matched: Vec::new(),
@@ -284,6 +289,8 @@ impl Engine {
             body_processor: None,
             force_body_variable: false,
             body_access: self.body_access,
+            arguments: 0,
+            arguments_limit: self.arguments_limit,
         }
     }
 
@@ -418,7 +425,7 @@ fn compile(r: &Rule, defaults: &[Action], phase: u8, chains: &mut Chains) -> Res
         line: r.origin.line,
     };
     Ok(Compiled {
-        meta,
+        meta: Arc::new(meta),
         tag_mask: 0,
         phase,
         variables,
@@ -541,8 +548,8 @@ const STABLE: &[&str] = &[
 type TransformCache = HashMap<(usize, usize, u32), Option<Vec<u8>>>;
 
 /// One request's evaluation state.
-pub struct Transaction<'e> {
-    engine: &'e Engine,
+pub struct Transaction {
+    engine: Arc<Engine>,
     /// Request variables: name to (key, value) pairs.
     vars: Vec<Vec<(String, Vec<u8>)>>,
     tx: HashMap<String, String>,
@@ -561,15 +568,52 @@ pub struct Transaction<'e> {
     /// Targets removed by `ctl` or the route, with the tag's bit for a
     /// removal by tag.
     removed_targets: Vec<(RuleSel, Target, u64)>,
-    matches: Vec<Match<'e>>,
+    matches: Vec<Match>,
     verdict: Verdict,
     mode: EngineMode,
     body_processor: Option<String>,
     force_body_variable: bool,
     body_access: bool,
+    /// Arguments (ARGS) added so far, and how many are inspected at most.
+    arguments: usize,
+    arguments_limit: usize,
 }
 
-impl<'e> Transaction<'e> {
+impl Transaction {
+    /// At most `n` arguments are taken; more makes
+    /// [`Transaction::arguments_exceeded`] true.
+    pub fn set_arguments_limit(&mut self, n: usize) {
+        self.arguments_limit = n;
+    }
+
+    /// Arguments (and cookies) counted so far.
+    pub fn arguments(&self) -> usize {
+        self.arguments
+    }
+
+    /// The most arguments taken.
+    pub fn arguments_limit(&self) -> usize {
+        self.arguments_limit
+    }
+
+    /// How many more arguments may be added.
+    pub fn arguments_left(&self) -> usize {
+        self.arguments_limit.saturating_sub(self.arguments)
+    }
+
+    /// Whether the request carried more arguments than the limit (those
+    /// past it were not added: the request must not be let through as if
+    /// inspected).
+    pub fn arguments_exceeded(&self) -> bool {
+        self.arguments > self.arguments_limit
+    }
+
+    /// Counts one argument; `false` when it is past the limit.
+    pub(crate) fn count_argument(&mut self) -> bool {
+        self.arguments = self.arguments.saturating_add(1);
+        self.arguments <= self.arguments_limit
+    }
+
     /// Adds a value to a collection (`ARGS`, key `q`) or sets a single
     /// variable (`REQUEST_METHOD`, key empty).
     pub fn add(&mut self, name: &'static str, key: &str, value: &[u8]) {
@@ -644,7 +688,7 @@ impl<'e> Transaction<'e> {
     }
 
     /// Rules that matched so far.
-    pub fn matches(&self) -> &[Match<'e>] {
+    pub fn matches(&self) -> &[Match] {
         &self.matches
     }
 
@@ -658,7 +702,8 @@ impl<'e> Transaction<'e> {
         if self.mode == EngineMode::Off || !self.engine.has_phase(phase) {
             return self.verdict.clone();
         }
-        let rules = &self.engine.rules;
+        let engine = self.engine.clone();
+        let rules = &engine.rules;
         let mut i = 0;
         while i < rules.len() && self.verdict == Verdict::Pass {
             let r = &rules[i];
@@ -684,7 +729,7 @@ impl<'e> Transaction<'e> {
                 continue;
             }
             self.act(r, phase, &last);
-            if let Some(at) = r.skip_after.as_ref().and_then(|m| self.engine.markers.get(m)) {
+            if let Some(at) = r.skip_after.as_ref().and_then(|m| engine.markers.get(m)) {
                 i = i.max(*at);
             } else if r.skip > 0 {
                 // `skip:N` jumps over the next N rules of this phase.
@@ -1023,7 +1068,7 @@ impl<'e> Transaction<'e> {
 
     /// The actions of a fully matched rule (or chain): logging, ctl,
     /// disruptive decision.
-    fn act(&mut self, r: &'e Compiled, phase: u8, variable: &str) {
+    fn act(&mut self, r: &Compiled, phase: u8, variable: &str) {
         for c in r.ctls.iter().chain(r.chained.iter().flat_map(|c| chain_ctls(c))) {
             self.ctl(c);
         }
@@ -1037,7 +1082,7 @@ impl<'e> Transaction<'e> {
         if let Some(id) = r.meta.id {
             let expand = |t: &Option<String>| t.as_deref().map(|m| self.expand(m)).unwrap_or_default();
             let m = Match {
-                rule: &r.meta,
+                rule: r.meta.clone(),
                 id,
                 phase,
                 msg: expand(&r.meta.msg),
@@ -1082,8 +1127,8 @@ mod tests {
     use super::*;
     use crate::seclang::load_str;
 
-    fn engine(rules: &str) -> Engine {
-        Engine::new(&load_str(rules, "t.conf").unwrap()).unwrap()
+    fn engine(rules: &str) -> Arc<Engine> {
+        Arc::new(Engine::new(&load_str(rules, "t.conf").unwrap()).unwrap())
     }
 
     #[test]
@@ -1107,7 +1152,7 @@ SecRule TX:SCORE "@ge %{tx.threshold}" "id:949110,phase:2,deny,status:403,msg:'I
         t.add("ARGS", "q", b"<Script>alert(1)");
         t.run_phase(1);
         assert_eq!(t.run_phase(2), Verdict::Deny(403));
-        let logged: Vec<&Match<'_>> = t.matches().iter().filter(|m| m.log).collect();
+        let logged: Vec<&Match> = t.matches().iter().filter(|m| m.log).collect();
         let ids: Vec<u64> = logged.iter().map(|m| m.id).collect();
         assert_eq!(ids, vec![941100, 949110]);
         assert_eq!(logged[1].msg, "Inbound Anomaly Score Exceeded (Total Score: 5)");

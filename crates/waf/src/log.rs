@@ -29,7 +29,7 @@ pub struct Context<'a> {
 }
 
 /// The log line of one match (without the newline).
-pub fn line(m: &Match<'_>, status: Option<u16>, c: &Context<'_>) -> String {
+pub fn line(m: &Match, status: Option<u16>, c: &Context<'_>) -> String {
     let mut out = String::with_capacity(256);
     let _ = write!(out, "{} [client {}] Rampart: ", c.timestamp, escape(c.client));
     match status.filter(|_| m.disruptive) {
@@ -107,7 +107,7 @@ mod tests {
             "/rules/x.conf",
         )
         .unwrap();
-        let e = Engine::new(&set).unwrap();
+        let e = std::sync::Arc::new(Engine::new(&set).unwrap());
         let mut t = e.transaction();
         t.add("ARGS", "q", b"evil\"] [id \"1\"]\nforged");
         t.run_phase(2);

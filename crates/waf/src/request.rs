@@ -27,7 +27,7 @@ pub struct RequestData<'a> {
 /// Fills `t` with the request's variables (phase 1 and 2 data) and runs
 /// phases 1 and 2: the body is read into variables after phase 1, as
 /// ModSecurity does, so phase 1 rules can choose its processor.
-pub fn inspect(t: &mut Transaction<'_>, r: &RequestData<'_>) -> Verdict {
+pub fn inspect(t: &mut Transaction, r: &RequestData<'_>) -> Verdict {
     load_head(t, r);
     if t.run_phase(1) != Verdict::Pass {
         return t.verdict().clone();
@@ -37,7 +37,7 @@ pub fn inspect(t: &mut Transaction<'_>, r: &RequestData<'_>) -> Verdict {
 }
 
 /// The variables of the request line and headers (phase 1).
-pub fn load_head(t: &mut Transaction<'_>, r: &RequestData<'_>) {
+pub fn load_head(t: &mut Transaction, r: &RequestData<'_>) {
     t.add("REQUEST_METHOD", "", r.method.as_bytes());
     t.add("REQUEST_PROTOCOL", "", r.protocol.as_bytes());
     t.add("REQUEST_LINE", "", format!("{} {} {}", r.method, r.uri, r.protocol).as_bytes());
@@ -55,6 +55,9 @@ pub fn load_head(t: &mut Transaction<'_>, r: &RequestData<'_>) {
     t.add("QUERY_STRING", "", query.as_bytes());
     let mut combined = 0usize;
     for (k, v) in form_pairs(query.as_bytes()) {
+        if t.arguments_exceeded() {
+            break;
+        }
         combined += k.len() + v.len();
         add_arg(t, "ARGS_GET", "ARGS_GET_NAMES", &k, &v);
     }
@@ -71,6 +74,10 @@ pub fn load_head(t: &mut Transaction<'_>, r: &RequestData<'_>) {
                     Some(p) => (&part[..p], &part[p + 1..]),
                     None => (part, &b""[..]),
                 };
+                // Each cookie costs the rules as much as an argument.
+                if !t.count_argument() {
+                    break;
+                }
                 let k = String::from_utf8_lossy(k).into_owned();
                 t.add("REQUEST_COOKIES", &k, v);
                 t.add("REQUEST_COOKIES_NAMES", &k, k.as_bytes());
@@ -122,7 +129,7 @@ fn content_type(headers: &[(String, Vec<u8>)]) -> String {
 
 /// The variables of the request body (phase 2), parsed by the processor
 /// the headers or a phase 1 rule chose.
-pub fn load_body(t: &mut Transaction<'_>, headers: &[(String, Vec<u8>)], body: &[u8]) {
+pub fn load_body(t: &mut Transaction, headers: &[(String, Vec<u8>)], body: &[u8]) {
     t.set("REQUEST_BODY_LENGTH", body.len().to_string().as_bytes());
     let mut combined = t.get("ARGS_COMBINED_SIZE").map_or(0, |v| crate::operators::numeric_value(v) as usize);
     let mut error = None;
@@ -141,11 +148,14 @@ pub fn load_body(t: &mut Transaction<'_>, headers: &[(String, Vec<u8>)], body: &
         match processor.as_str() {
             "URLENCODED" => {
                 for (k, v) in form_pairs(body) {
+                    if t.arguments_exceeded() {
+                        break;
+                    }
                     combined += k.len() + v.len();
                     add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
                 }
             }
-            "JSON" => match crate::body::json::parse(body) {
+            "JSON" => match crate::body::json::parse(body, t.arguments_left()) {
                 Ok(args) => {
                     for (k, v) in args {
                         combined += k.len() + v.len();
@@ -157,9 +167,11 @@ pub fn load_body(t: &mut Transaction<'_>, headers: &[(String, Vec<u8>)], body: &
             "MULTIPART" => {
                 // The boundary keeps its case.
                 match crate::body::multipart::boundary(&content_type(headers))
-                    .ok_or_else(|| "multipart: no boundary in the content type".to_string())
                     .and_then(|b| crate::body::multipart::parse(body, &b))
                 {
+                    Ok(m) if m.parts.len() > t.arguments_left() => {
+                        error = Some(format!("multipart: more than {} parts", t.arguments_left()));
+                    }
                     Ok(m) => combined += load_multipart(t, &m),
                     Err(e) => error = Some(e),
                 }
@@ -177,6 +189,24 @@ pub fn load_body(t: &mut Transaction<'_>, headers: &[(String, Vec<u8>)], body: &
             _ => {}
         }
     }
+    if t.arguments_exceeded() && error.is_none() {
+        error = Some(format!("more than {} arguments", t.arguments_limit()));
+    }
+    if let Some(e) = &error {
+        // What the declared processor could not read is read as a form,
+        // the way lenient applications do, so its values are inspected
+        // all the same when unparseable bodies are not refused.
+        if matches!(processor.as_str(), "JSON" | "XML") {
+            for (k, v) in form_pairs(body) {
+                if t.arguments_exceeded() {
+                    break;
+                }
+                combined += k.len() + v.len();
+                add_arg(t, "ARGS_POST", "ARGS_POST_NAMES", &k, &v);
+            }
+        }
+        let _ = e;
+    }
     match error {
         Some(e) => {
             t.set("REQBODY_ERROR", b"1");
@@ -189,7 +219,7 @@ pub fn load_body(t: &mut Transaction<'_>, headers: &[(String, Vec<u8>)], body: &
 
 /// Multipart parts into FILES*, MULTIPART_* and ARGS_POST; returns the
 /// bytes of names and values added to the arguments.
-fn load_multipart(t: &mut Transaction<'_>, m: &crate::body::multipart::Multipart) -> usize {
+fn load_multipart(t: &mut Transaction, m: &crate::body::multipart::Multipart) -> usize {
     let mut combined = 0;
     let mut files_size = 0usize;
     for p in &m.parts {
@@ -233,7 +263,7 @@ pub struct ResponseData<'a> {
 }
 
 /// The variables of the response status line and headers (phase 3).
-pub fn load_response_head(t: &mut Transaction<'_>, r: &ResponseData<'_>) {
+pub fn load_response_head(t: &mut Transaction, r: &ResponseData<'_>) {
     t.set("RESPONSE_STATUS", r.status.to_string().as_bytes());
     t.set("RESPONSE_PROTOCOL", r.protocol.as_bytes());
     t.set("STATUS_LINE", format!("{} {}", r.protocol, r.status).as_bytes());
@@ -250,7 +280,7 @@ pub fn load_response_head(t: &mut Transaction<'_>, r: &ResponseData<'_>) {
 }
 
 /// The response body (phase 4), or the part of it that was inspected.
-pub fn load_response_body(t: &mut Transaction<'_>, body: &[u8]) {
+pub fn load_response_body(t: &mut Transaction, body: &[u8]) {
     t.set("RESPONSE_BODY", body);
 }
 
@@ -264,7 +294,7 @@ fn is_xml(ct: &str) -> bool {
     essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml")
 }
 
-fn add_arg(t: &mut Transaction<'_>, coll: &'static str, names: &'static str, k: &str, v: &[u8]) {
+fn add_arg(t: &mut Transaction, coll: &'static str, names: &'static str, k: &str, v: &[u8]) {
     t.add(coll, k, v);
     t.add("ARGS", k, v);
     t.add(names, k, k.as_bytes());
@@ -278,19 +308,16 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 /// `a=1&b=2` pairs, URL-decoded (`+` as space), as ModSecurity splits them.
-pub fn form_pairs(s: &[u8]) -> Vec<(String, Vec<u8>)> {
-    s.split(|b| *b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = match p.iter().position(|b| *b == b'=') {
-                Some(i) => (&p[..i], &p[i + 1..]),
-                None => (p, &b""[..]),
-            };
-            let k = transforms::lookup("urlDecode").map_or_else(|| k.to_vec(), |f| f(k).into_owned());
-            let v = transforms::lookup("urlDecode").map_or_else(|| v.to_vec(), |f| f(v).into_owned());
-            (String::from_utf8_lossy(&k).into_owned(), v)
-        })
-        .collect()
+pub fn form_pairs(s: &[u8]) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
+    s.split(|b| *b == b'&').filter(|p| !p.is_empty()).map(|p| {
+        let (k, v) = match p.iter().position(|b| *b == b'=') {
+            Some(i) => (&p[..i], &p[i + 1..]),
+            None => (p, &b""[..]),
+        };
+        let k = transforms::lookup("urlDecode").map_or_else(|| k.to_vec(), |f| f(k).into_owned());
+        let v = transforms::lookup("urlDecode").map_or_else(|| v.to_vec(), |f| f(v).into_owned());
+        (String::from_utf8_lossy(&k).into_owned(), v)
+    })
 }
 
 #[cfg(test)]
@@ -299,7 +326,7 @@ mod tests {
 
     #[test]
     fn form_pairs_are_decoded() {
-        let p = form_pairs(b"a=1&b=x+y%21&c&&d=");
+        let p: Vec<_> = form_pairs(b"a=1&b=x+y%21&c&&d=").collect();
         assert_eq!(p.len(), 4);
         assert_eq!(p[1], ("b".to_string(), b"x y!".to_vec()));
         assert_eq!(p[2], ("c".to_string(), Vec::new()));

@@ -157,7 +157,7 @@ mod tests {
     use crate::engine::{Engine, Verdict};
     use crate::request::{self, RequestData};
 
-    fn run(e: &Engine, uri: &str) -> (Verdict, Vec<u64>) {
+    fn run(e: &std::sync::Arc<Engine>, uri: &str) -> (Verdict, Vec<u64>) {
         let mut t = e.transaction();
         let headers = vec![("Host".to_string(), b"example.com".to_vec())];
         let v = request::inspect(
@@ -184,7 +184,7 @@ mod tests {
             Ok(l) if l.warning.is_some() => l.set,
             _ => seclang::load_str(BASELINE, "baseline.conf").unwrap(),
         };
-        let e = Engine::new(&set).unwrap();
+        let e = std::sync::Arc::new(Engine::new(&set).unwrap());
         for benign in ["/search?q=shoes&page=2&sort=price", "/a/b.html", "/?name=O%27Brien%20and%20sons"] {
             assert_eq!(run(&e, benign).0, Verdict::Pass, "{benign}");
         }
@@ -212,7 +212,7 @@ mod tests {
         .unwrap();
         let (set, files) = load_crs(dir.path(), None).unwrap();
         assert_eq!(files.len(), 1);
-        let e = Engine::new(&set).unwrap();
+        let e = std::sync::Arc::new(Engine::new(&set).unwrap());
         assert_eq!(run(&e, "/").0, Verdict::Pass);
         let err = load_crs(&dir.path().join("missing"), None).err().unwrap();
         assert!(err.to_string().contains("cannot read the rule directory"), "{err}");

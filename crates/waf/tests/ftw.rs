@@ -57,7 +57,7 @@ fn shared_crs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs")
 }
 
-fn engine() -> Engine {
+fn engine() -> std::sync::Arc<Engine> {
     let crs = shared_crs();
     let dir = tempfile::tempdir().unwrap();
     // The settings the CRS project's own test setup uses (shared/crs/README.md).
@@ -81,7 +81,7 @@ fn engine() -> Engine {
     rules.sort();
     files.extend(rules);
     let set = seclang::load_files(files.iter().map(PathBuf::as_path)).unwrap();
-    Engine::new(&set).unwrap()
+    std::sync::Arc::new(Engine::new(&set).unwrap())
 }
 
 #[test]

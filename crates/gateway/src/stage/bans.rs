@@ -144,8 +144,7 @@ impl BanList {
     fn save(&self) {
         let Some(f) = &self.file else { return };
         let json = serde_json::to_vec(&self.list()).unwrap_or_default();
-        let tmp = f.with_extension("json.tmp");
-        if let Err(e) = std::fs::write(&tmp, &json).and_then(|()| std::fs::rename(&tmp, f)) {
+        if let Err(e) = rampart_core::private_fs::write_atomic(f, &json) {
             tracing::warn!(file = %f.display(), error = %e, "cannot save bans");
         }
     }

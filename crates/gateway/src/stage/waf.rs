@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use http::HeaderMap;
-use rampart_core::config::{Config, RouteWaf, WafMode};
+use rampart_core::config::{BodyErrors, Config, RouteWaf, WafMode};
 use rampart_core::ConfigError;
 use rampart_waf::engine::{Engine, Transaction};
 use rampart_waf::seclang::EngineMode;
@@ -131,6 +131,10 @@ impl Waf {
 pub struct RoutePolicy {
     /// Off, detection or blocking.
     pub mode: WafMode,
+    /// Unreadable bodies refused (on a blocking route) or inspected.
+    pub body_errors: BodyErrors,
+    /// Most arguments a request may carry.
+    pub max_arguments: usize,
     pins: Vec<(&'static str, String)>,
     removed: Vec<(u64, u64)>,
     removed_targets: Vec<(u64, u64, String)>,
@@ -161,12 +165,20 @@ impl RoutePolicy {
                 None => removed.push((lo, hi)),
             }
         }
-        RoutePolicy { mode: route.mode.unwrap_or(w.mode), pins, removed, removed_targets }
+        RoutePolicy {
+            mode: route.mode.unwrap_or(w.mode),
+            body_errors: route.body_errors.unwrap_or(w.body_errors),
+            max_arguments: w.max_arguments as usize,
+            pins,
+            removed,
+            removed_targets,
+        }
     }
 
     /// A transaction with this route's settings applied.
-    pub fn begin<'e>(&self, engine: &'e Engine) -> Transaction<'e> {
+    pub fn begin(&self, engine: &Arc<Engine>) -> Transaction {
         let mut t = engine.transaction();
+        t.set_arguments_limit(self.max_arguments);
         t.set_mode(match self.mode {
             WafMode::Blocking => EngineMode::On,
             WafMode::Detection => EngineMode::DetectionOnly,
@@ -189,6 +201,21 @@ impl RoutePolicy {
     }
 }
 
+/// Why a blocking route refuses a request whose head or body the engine
+/// has read, before its rules run: more arguments than it inspects, or a
+/// body it could not read as the application will.
+pub fn unreadable(t: &Transaction, policy: &RoutePolicy) -> Option<crate::reject::Reason> {
+    if policy.mode != WafMode::Blocking || t.mode() != EngineMode::On {
+        return None;
+    }
+    if t.arguments_exceeded() {
+        return Some(crate::reject::Reason::TooManyArguments);
+    }
+    let flagged = |name| t.get(name).is_some_and(|v| v != b"0");
+    let broken = flagged("REQBODY_ERROR") || flagged("MULTIPART_STRICT_ERROR");
+    (broken && policy.body_errors == BodyErrors::Refuse).then_some(crate::reject::Reason::BodyUnparseable)
+}
+
 /// Headers as the engine reads them: names as sent, values as bytes.
 pub fn headers_of(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
     h.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect()
@@ -203,10 +230,9 @@ pub struct WafLog {
 impl WafLog {
     /// Opens (creates) `path` for appending.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        // Matched data is masked, but what is left still describes clients'
+        // requests: readable by the owner only.
+        let file = rampart_core::private_fs::append(path)?;
         Ok(WafLog { file: Mutex::new(file) })
     }
 

@@ -323,3 +323,38 @@ pub fn redis_prefix() -> String {
 /// The Redis the development machines and CI run. Tests that need it fail
 /// (never skip) when it is missing.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// Sends one request over HTTP/2 on `stream` (TLS with ALPN `h2`, or
+/// plain TCP for prior-knowledge h2c), as browsers and curl do: the host
+/// in `:authority`, no `Host` header.
+pub async fn send_h2<S>(stream: S, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Resp
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut b = Request::builder().method(method).uri(uri).version(http::Version::HTTP_2);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// A TLS connection to `addr` for `sni`, trusting `ca_pem`, offering `alpn`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_pem: &[u8],
+    sni: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let cfg = tls_client(ca_pem, &[&rustls::version::TLS13], alpn);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap()
+}

@@ -44,14 +44,33 @@ impl Multipart {
     }
 }
 
-/// The boundary of a `multipart/form-data; boundary=...` content type.
-pub fn boundary(content_type: &str) -> Option<String> {
-    // The parameter name without regard to case, its value as sent.
-    let at = content_type.to_ascii_lowercase().find("boundary=")? + "boundary=".len();
-    let rest = content_type.get(at..)?;
-    let b = rest.split(';').next()?.trim();
-    let b = b.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(b);
-    (!b.is_empty() && b.len() <= 200).then(|| b.to_string())
+/// The boundary of a `multipart/form-data; boundary=...` content type, or
+/// why there is none that every parser would agree on: none, empty, longer
+/// than 200 bytes (RFC 2046 allows 70), or given twice (parsers differ on
+/// which one they take, so the WAF could read other parts than the app).
+pub fn boundary(content_type: &str) -> Result<String, String> {
+    let (_, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    let mut found: Option<String> = None;
+    let mut rest = params;
+    while !rest.is_empty() {
+        let (piece, after) = split_param(rest);
+        rest = after;
+        let Some((k, v)) = piece.split_once('=') else { continue };
+        if !k.trim().eq_ignore_ascii_case("boundary") {
+            continue;
+        }
+        if found.is_some() {
+            return Err("multipart: the content type names its boundary twice".into());
+        }
+        let v = v.trim();
+        found = Some(v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v).to_string());
+    }
+    match found {
+        None => Err("multipart: no boundary in the content type".into()),
+        Some(b) if b.is_empty() => Err("multipart: an empty boundary".into()),
+        Some(b) if b.len() > 200 => Err("multipart: a boundary longer than 200 bytes".into()),
+        Some(b) => Ok(b),
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -84,6 +103,7 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Multipart, String> {
         };
         // Headers up to the empty line.
         let mut part = Part::default();
+        let mut seen_disposition = false;
         loop {
             let Some(nl) = find(body, b"\n", pos) else {
                 out.unmatched_boundary = true;
@@ -106,6 +126,12 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Multipart, String> {
             };
             let (name, value) = (&line[..colon], String::from_utf8_lossy(&line[colon + 1..]).into_owned());
             if name.eq_ignore_ascii_case(b"content-disposition") {
+                // A second Content-Disposition, or a parameter given
+                // twice, is read differently by different parsers.
+                if seen_disposition || count_params(&value, "name") > 1 || count_params(&value, "filename") > 1 {
+                    out.invalid_part = true;
+                }
+                seen_disposition = true;
                 part.name = param(&value, "name").unwrap_or_default();
                 part.filename = param(&value, "filename");
             }
@@ -155,6 +181,20 @@ fn param(value: &str, key: &str) -> Option<String> {
     None
 }
 
+/// How many times `key` is given in a header value.
+fn count_params(value: &str, key: &str) -> usize {
+    let mut n = 0;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (piece, after) = split_param(rest);
+        rest = after;
+        if piece.split_once('=').is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(key)) {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The first `;`-separated piece of `s` (quotes respected) and the rest.
 fn split_param(s: &str) -> (&str, &str) {
     let mut quoted = false;
@@ -194,11 +234,29 @@ mod tests {
         assert!(!m.strict_error());
         let sloppy = parse(b"junk\n--B\nContent-Disposition: form-data; name=a\n\nv\n--B", "B").unwrap();
         assert!(sloppy.data_before && sloppy.lf_line && sloppy.unmatched_boundary);
-        assert_eq!(boundary("multipart/form-data; boundary=\"abc\"; x=1").as_deref(), Some("abc"));
-        assert_eq!(boundary("multipart/form-data; BOUNDARY=AbC").as_deref(), Some("AbC"));
+        assert_eq!(boundary("multipart/form-data; boundary=\"abc\"; x=1").as_deref(), Ok("abc"));
+        assert_eq!(boundary("multipart/form-data; BOUNDARY=AbC").as_deref(), Ok("AbC"));
         assert!(parse(b"no boundary here", "B").is_err());
         for cut in 0..body.len() {
             let _ = parse(&body[..cut], "XyZ");
         }
+    }
+
+    /// Envelopes that parsers read differently are errors, so the WAF
+    /// never inspects other parts than the application reads.
+    #[test]
+    fn ambiguous_envelopes_are_errors() {
+        assert!(boundary("multipart/form-data; boundary=AAA; boundary=XyZ").is_err());
+        assert!(boundary("multipart/form-data; boundary=").is_err());
+        assert!(boundary(&format!("multipart/form-data; boundary={}", "a".repeat(201))).is_err());
+        assert!(boundary("multipart/form-data").is_err());
+        // `boundary=` inside another parameter's quoted value is not one.
+        assert_eq!(boundary("multipart/form-data; x=\"boundary=no\"; boundary=yes").as_deref(), Ok("yes"));
+        let two = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nv\r\n--B--\r\n";
+        assert!(parse(two, "B").unwrap().strict_error());
+        let twice = b"--B\r\nContent-Disposition: form-data; name=\"a\"; name=\"b\"\r\n\r\nv\r\n--B--\r\n";
+        assert!(parse(twice, "B").unwrap().strict_error());
+        let fine = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--B--\r\n";
+        assert!(!parse(fine, "B").unwrap().strict_error());
     }
 }

@@ -3,12 +3,20 @@
 //! value. Entity references are decoded; external entities are never
 //! fetched (none of them is resolved).
 //!
+//! Every attribute is read, duplicates included (parsers differ on which
+//! one wins, so both are inspected, and a duplicate is no reason to stop
+//! reading); at most [`MAX_ATTRIBUTES`] per element and [`MAX_DEPTH`]
+//! levels, more is an error.
+//!
 //! `SecRule XML:/* "@rx <script" "id:1,deny"`
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::MAX_DEPTH;
+
+/// Most attributes one element may carry.
+pub const MAX_ATTRIBUTES: usize = 256;
 
 /// What an XML body holds for the rules.
 #[derive(Debug, Default, PartialEq)]
@@ -97,9 +105,17 @@ fn entity(name: &str) -> Option<char> {
 }
 
 fn attributes(e: &quick_xml::events::BytesStart<'_>, out: &mut Xml) -> Result<(), String> {
-    for a in e.attributes() {
+    for (i, a) in e.attributes().with_checks(false).enumerate() {
+        if i >= MAX_ATTRIBUTES {
+            return Err(format!("XML element with more than {MAX_ATTRIBUTES} attributes"));
+        }
         let a = a.map_err(|e| format!("XML parsing error: {e}"))?;
-        let v = a.unescape_value().map(|c| c.into_owned().into_bytes()).unwrap_or_else(|_| a.value.to_vec());
+        // As an XML parser gives it to the application: entities decoded,
+        // white space normalised; the raw bytes when that fails.
+        let v = a
+            .normalized_value(quick_xml::XmlVersion::default())
+            .map(|c| c.into_owned().into_bytes())
+            .unwrap_or_else(|_| a.value.to_vec());
         out.attributes.push(v);
     }
     Ok(())
@@ -115,5 +131,14 @@ mod tests {
         assert_eq!(x.texts, vec![b"hi & bye".to_vec()]);
         assert!(super::parse(b"<a><b></a>").is_err());
         assert!(super::parse(b"not xml").is_err());
+    }
+
+    #[test]
+    fn duplicate_attributes_are_all_read_and_attributes_are_bounded() {
+        let x = super::parse(br#"<a q="1' or 1=1--" q="1"/>"#).unwrap();
+        assert_eq!(x.attributes, vec![b"1' or 1=1--".to_vec(), b"1".to_vec()]);
+        let many: String = (0..90_000).map(|i| format!(" a{i}=\"x\"")).collect();
+        let e = super::parse(format!("<r{many}/>").as_bytes()).unwrap_err();
+        assert!(e.contains("more than 256 attributes"), "{e}");
     }
 }
