@@ -43,6 +43,26 @@ fn body_len(b: &ProxyBody) -> usize {
     }
 }
 
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Headers in which a client claims what only a proxy in front may say:
+/// who the client is, which port or URL it used. Applications and
+/// frameworks believe them (`X-Original-URL` rewrites the path in IIS and
+/// Symfony), so a client's own are dropped unless it is a trusted proxy.
+const CLIENT_CLAIMS: [HeaderName; 11] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("fastly-client-ip"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// never forwarded in either direction.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -462,10 +482,15 @@ impl Handler {
             let subject = match &limit.key {
                 rampart_core::config::RateKey::Ip => Subject::Ip(client),
                 rampart_core::config::RateKey::Route => Subject::Route(route.name.clone()),
+                // The key is one line: with two, the upstream may read the
+                // other one (a fresh value in the first would dodge the
+                // limit while the app reads the real key in the second).
                 rampart_core::config::RateKey::Header(h) => {
-                    match parts.headers.get(h.as_str()).and_then(|v| v.to_str().ok()) {
-                        Some(v) => Subject::Text(v.into()),
-                        None => Subject::Ip(client),
+                    let mut lines = parts.headers.get_all(h.as_str()).iter();
+                    match (lines.next().and_then(|v| v.to_str().ok()), lines.next()) {
+                        (_, Some(_)) => return Err((Reason::Malformed, &route.name, None)),
+                        (Some(v), None) => Subject::Text(v.into()),
+                        (None, None) => Subject::Ip(client),
                     }
                 }
             };
@@ -592,6 +617,14 @@ impl Handler {
     ) {
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
+        if !trusted {
+            for name in &CLIENT_CLAIMS {
+                h.remove(name);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
+            h.insert(X_REAL_IP.clone(), v);
+        }
         let peer = if trusted { self.conn.peer } else { client };
         let xff = match (trusted, forwarded_for) {
             (true, Some(prev)) => format!("{prev}, {peer}"),

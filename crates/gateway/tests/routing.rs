@@ -190,3 +190,42 @@ async fn path_tricks_do_not_escape_a_stricter_route() {
     }
     assert_eq!(up.count(), 1);
 }
+
+/// Headers in which a client claims to be someone else or to have asked
+/// for another URL are dropped (a trusted proxy's are kept); a second
+/// `Host` is malformed; a header-keyed rate limit counts every line of
+/// its header.
+#[tokio::test]
+async fn client_claims_are_dropped_and_duplicate_hosts_refused() {
+    let up = Upstream::start("a").await;
+    let extra = "[rate_limits.per_key]\nrate = 2\nper = \"1m\"\nburst = 2\nkey = \"header:x-api-key\"\n\
+                 [upstreams.app]\naddresses = [\"{UP}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\nrate_limits = [\"per_key\"]\n";
+    let g = gateway(&up.url(), extra).await;
+    let claims = [
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("x-real-ip", "10.0.0.1"),
+        ("forwarded", "for=10.0.0.1"),
+        ("true-client-ip", "10.0.0.1"),
+        ("x-forwarded-port", "443"),
+    ];
+    let r = request(g.http(), "GET", "/x", &claims, "").await;
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    for (name, _) in claims {
+        if name == "x-real-ip" {
+            assert_eq!(seen.headers[name], "127.0.0.1", "the gateway says who the client is");
+        } else {
+            assert!(seen.headers.get(name).is_none(), "{name} forwarded");
+        }
+    }
+    let raw_req = b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n";
+    assert_eq!(status_of(&raw(g.http(), raw_req, Duration::from_secs(2)).await), 400);
+    // A rate-limit key given twice (a fresh one first, the app's real key
+    // second) is refused rather than counted as a new key.
+    for i in 0..3 {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: fresh{i}\r\nX-Api-Key: k1\r\nConnection: close\r\n\r\n");
+        assert_eq!(status_of(&raw(g.http(), req.as_bytes(), Duration::from_secs(2)).await), 400);
+    }
+}

@@ -191,3 +191,138 @@ async fn http2_requests_pass_a_blocking_route_and_attacks_do_not() {
     let r = send_h2(s, "GET", "https://app.example/", &[("host", "other.example")], "").await;
     assert_eq!(r.status, 400);
 }
+
+/// Bodies the WAF could not read used to reach the app uninspected. Each
+/// of these carries an attack an application's parser (Python's, Node's,
+/// werkzeug's) does read: a blocking route refuses every one, and none
+/// reaches the upstream.
+#[tokio::test]
+async fn bodies_the_app_reads_are_inspected_or_refused() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), &waf_config("[bans]\nthreshold = 100000\n")).await;
+    let json = [BROWSER[0], BROWSER[1], ("content-type", "application/json")];
+    let attack = "x' UNION SELECT password FROM users--";
+    let deep = format!("{}\"{attack}\"{}", "[".repeat(70), "]".repeat(70));
+    let bodies = [
+        format!(r#"{{"id":"{attack}","x":"\ud800"}}"#),
+        format!(r#"{{"id":"{attack}","x":NaN}}"#),
+        format!(r#"{{"id":"{attack}","x":1e999}}"#),
+        format!(r#"{{"id":"{attack}",}}"#),
+        deep,
+        format!(r#"{{"id":"{attack}","id":"1"}}"#),
+        format!("id={}", attack.replace(' ', "+")),
+        format!(r#"{{"id":"{attack}""#),
+    ];
+    let seen = up.count();
+    for (i, body) in bodies.iter().enumerate() {
+        let r = request(g.http(), "POST", "/api/items", &json, body).await;
+        assert!(matches!(r.status, 400 | 403), "{body}: {} {}", r.status, r.body);
+        // The last two are no JSON at all: refused as such.
+        if i >= 6 {
+            assert!(r.status == 400 && r.body.contains("body unparseable"), "{body}: {}", r.body);
+        }
+    }
+    // Multipart envelopes that parsers read differently.
+    let part = |b: &str, extra: &str| {
+        format!("--{b}\r\nContent-Disposition: form-data; name=\"id\"\r\n{extra}\r\n{attack}\r\n--{b}--\r\n")
+    };
+    let long = "B".repeat(250);
+    let cases = [
+        ("multipart/form-data; boundary=AAA; boundary=XyZ".to_string(), part("XyZ", "")),
+        (
+            "multipart/form-data; boundary=XyZ".to_string(),
+            part("XyZ", "Content-Disposition: form-data; name=\"q\"\r\n"),
+        ),
+        (format!("multipart/form-data; boundary={long}"), part(&long, "")),
+    ];
+    for (ct, body) in &cases {
+        let r = request(g.http(), "POST", "/upload", &[BROWSER[0], BROWSER[1], ("content-type", ct)], body).await;
+        assert!(r.status == 400 && r.body.contains("body unparseable"), "{ct}: {} {}", r.status, r.body);
+    }
+    assert_eq!(up.count(), seen, "nothing unreadable was forwarded");
+
+    // Benign bodies of every kind still pass.
+    let ok = request(g.http(), "POST", "/api/items", &json, r#"{"name":"Jane","tags":["a","b"],"n":1.5}"#).await;
+    assert_eq!(ok.status, 200, "{}", waf_log(&g));
+    let ok = request(
+        g.http(),
+        "POST",
+        "/upload",
+        &[BROWSER[0], BROWSER[1], ("content-type", "multipart/form-data; boundary=XyZ")],
+        "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ--\r\n",
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", waf_log(&g));
+    // A detection-only route forwards what it cannot read (and says so in
+    // its log); `body_errors = "inspect"` lets the rules decide.
+    let r = request(g.http(), "POST", "/watch/x", &json, "{broken").await;
+    assert_eq!(r.status, 200);
+}
+
+/// Requests whose inspection would cost seconds: refused at the argument
+/// limit (as ModSecurity's SecArgumentsLimit does) without running the
+/// rules, and a heavy request under the limit is inspected off the event
+/// loop, so a plain GET on another connection is answered first.
+#[tokio::test]
+async fn argument_floods_are_refused_and_heavy_requests_do_not_hold_others_up() {
+    let up = Upstream::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = waf_config("[bans]\nthreshold = 100000\n[limits]\nmax_body_bytes = 4194304\n");
+    let mut cfg = config(dir.path(), &up.url(), &extra);
+    // One event loop: what holds it up holds every connection up.
+    cfg.listen.workers = 1;
+    let g = start_with(dir, cfg).await;
+    let form = [BROWSER[0], BROWSER[1], ("content-type", "application/x-www-form-urlencoded")];
+    let json = [BROWSER[0], BROWSER[1], ("content-type", "application/json")];
+    let seen = up.count();
+    let r = request(g.http(), "POST", "/f", &form, &"a=&".repeat(1 << 18)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("too many arguments"), "{}", r.body);
+    let zeros = format!("[{}0]", "0,".repeat(100_000));
+    assert_eq!(request(g.http(), "POST", "/j", &json, &zeros).await.status, 400);
+    let query = "a&".repeat(1500);
+    assert_eq!(request(g.http(), "GET", &format!("/q?{query}"), &BROWSER, "").await.status, 400);
+    assert_eq!(up.count(), seen);
+
+    // 900 long arguments: allowed, and slow to inspect.
+    let heavy: String = (0..900).map(|i| format!("field{i}={}&", "select+name+from+list+".repeat(12))).collect();
+    let addr = g.http();
+    let slow = tokio::spawn(async move { request(addr, "POST", "/heavy", &form, &heavy).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let quick = request(g.http(), "GET", "/quick", &BROWSER, "").await;
+    assert_eq!(quick.status, 200);
+    assert!(!slow.is_finished(), "the heavy request was not heavy enough to show anything");
+    let slow = slow.await.unwrap();
+    assert!(matches!(slow.status, 200 | 403), "{}", slow.status);
+}
+
+/// Secrets quoted by the CRS's log data (`Matched Data: ... found within
+/// ARGS:password: ...`) never reach waf.log or the audit events.
+#[tokio::test]
+async fn matched_secrets_are_masked_in_the_waf_log_and_events() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), &waf_config("[bans]\nthreshold = 100000\n")).await;
+    let secret = "Zq9'or'1'='1'--SeCrEt";
+    let enc = secret.replace('\'', "%27").replace('=', "%3D");
+    let requests = [
+        format!("/login?password={enc}"),
+        format!("/login?pass%77ord={enc}"),
+        format!("/login?passphrase={enc}"),
+        format!("/login?token={enc}"),
+    ];
+    for path in &requests {
+        request(g.http(), "GET", path, &BROWSER, "").await;
+    }
+    request(g.http(), "GET", "/login", &[BROWSER[0], BROWSER[1], ("cookie", &format!("sessionid={enc}"))], "").await;
+    request(g.http(), "GET", "/login", &[BROWSER[0], BROWSER[1], ("x-api-key", secret)], "").await;
+    request(g.http(), "GET", "/pay?note=4111.1111.1111.1111+union+select+1", &BROWSER, "").await;
+    let log = waf_log(&g);
+    assert!(log.contains("[id \"942100\"]"), "{log}");
+    assert!(!log.contains("SeCrEt") && !log.contains("4111.1111.1111.1111"), "{log}");
+    let events = serde_json::to_string(&g.events()).unwrap();
+    assert!(!events.contains("SeCrEt") && !events.contains("4111.1111.1111.1111"), "{events}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(g.dir.path().join("waf.log")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}

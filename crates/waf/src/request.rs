@@ -295,6 +295,9 @@ fn is_xml(ct: &str) -> bool {
 }
 
 fn add_arg(t: &mut Transaction, coll: &'static str, names: &'static str, k: &str, v: &[u8]) {
+    if !t.count_argument() {
+        return;
+    }
     t.add(coll, k, v);
     t.add("ARGS", k, v);
     t.add(names, k, k.as_bytes());
@@ -323,6 +326,32 @@ pub fn form_pairs(s: &[u8]) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ModSecurity's SecArgumentsLimit: past the limit nothing more is
+    /// added, and the transaction says so (the gateway then refuses).
+    #[test]
+    fn arguments_past_the_limit_are_counted_not_added() {
+        let set = crate::seclang::load_str("SecRuleEngine On\n", "t.conf").unwrap();
+        let e = std::sync::Arc::new(crate::engine::Engine::new(&set).unwrap());
+        let mut t = e.transaction();
+        t.set_arguments_limit(10);
+        let headers = vec![("Content-Type".to_string(), b"application/x-www-form-urlencoded".to_vec())];
+        let r = RequestData {
+            method: "POST",
+            uri: "/?q=1",
+            protocol: "HTTP/1.1",
+            headers: &headers,
+            body: b"",
+            remote_addr: "192.0.2.1",
+            unique_id: "1",
+        };
+        load_head(&mut t, &r);
+        assert!(!t.arguments_exceeded());
+        load_body(&mut t, &headers, "a=&".repeat(100_000).as_bytes());
+        assert!(t.arguments_exceeded());
+        assert_eq!(t.get("REQBODY_ERROR"), Some(&b"1"[..]));
+        assert!(t.arguments() <= 12);
+    }
 
     #[test]
     fn form_pairs_are_decoded() {
