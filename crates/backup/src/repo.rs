@@ -386,6 +386,7 @@ impl Repository {
             }
             dest.write_index(&index)?;
             let name = format!("snapshots/{sid}");
+            crate::heads::ensure(&*dest.backend, &dest.keys, &Series::of(&snap))?;
             dest.backend.put(&name, &self.backend.get(&name)?)?;
             dest.record(&sid, &snap)?;
             copied.push(sid);
@@ -770,6 +771,7 @@ impl Repository {
         let plain = serde_json::to_vec(&snap).map_err(|e| Error::Repository(e.to_string()))?;
         let data = self.keys.envelope("snapshot", &plain);
         let id = hex(&sha256(&data));
+        crate::heads::ensure(&*self.backend, &self.keys, &Series::of(&snap))?;
         self.backend.put(&format!("snapshots/{id}"), &data)?;
         // Then its series' record: a crash between the two leaves a
         // snapshot no record names, which is no rollback.
