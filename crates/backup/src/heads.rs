@@ -199,6 +199,10 @@ impl Adding {
     }
 }
 
+/// Each series' new record after a `forget`, by series id: the series,
+/// its sequence number, its snapshots.
+pub(crate) type Rewritten = BTreeMap<String, (Series, u64, BTreeSet<String>)>;
+
 /// After `forget` (under the exclusive lock): every series' record
 /// rewritten to name what it named, plus the series' snapshots in
 /// `present`, minus `removed`. A snapshot a record names that is already
@@ -209,9 +213,9 @@ pub(crate) fn rewrite(
     keys: &Keys,
     present: &[(String, Snapshot)],
     removed: &BTreeSet<String>,
-) -> Result<BTreeMap<String, (Series, u64, BTreeSet<String>)>> {
+) -> Result<Rewritten> {
     let (heads, _) = read_all(backend, keys)?;
-    let mut next: BTreeMap<String, (Series, u64, BTreeSet<String>)> = BTreeMap::new();
+    let mut next = Rewritten::new();
     for (sid, h) in &heads {
         next.insert(sid.clone(), (h.series.clone(), h.seq + 1, h.snapshots.clone()));
     }

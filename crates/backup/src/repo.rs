@@ -1268,6 +1268,14 @@ impl Repository {
                 }
             }
         }
+        // Every pack the index names is there (without --read-data, by
+        // listing only).
+        let stored: std::collections::HashSet<String> =
+            self.backend.list("data/")?.into_iter().filter_map(|n| n.rsplit('/').next().map(str::to_string)).collect();
+        let indexed: std::collections::BTreeSet<&str> = self.index.values().map(|l| l.pack.as_str()).collect();
+        for pack in indexed.into_iter().filter(|p| !stored.contains(*p)) {
+            problems.push(format!("pack {pack} is missing from the repository"));
+        }
         if read_data {
             let mut by_pack: HashMap<&str, Vec<&[u8; 32]>> = HashMap::new();
             for (id, loc) in &self.index {

@@ -30,7 +30,8 @@ use super::{CliError, ConfigArgs};
 /// Encrypted, deduplicated backups.
 ///
 /// Exit status: 0 done, 1 failed (the message says why), 4 the repository
-/// is damaged (check names the pack).
+/// is damaged (check names the pack), has lost snapshots or was rolled back
+/// (check names the snapshot or series; restore latest and drill refuse).
 #[derive(Args)]
 pub struct BackupArgs {
     #[command(subcommand)]
@@ -248,7 +249,7 @@ fn execute(
 ) -> Result<(ExitCode, String), CliError> {
     let backend = || rampart_backup::backend::open(location).map_err(fail);
     let open_here = || open(location, password, data_dir);
-    let open = |location: &str| open(location, password, data_dir);
+    let open_other = |location: &str| open(location, password, data_dir);
     let json = args.json;
     // Prints the text for people, or the value with --json.
     let say = |text: &str, value: serde_json::Value| {
@@ -262,7 +263,7 @@ fn execute(
     match args.action {
         Action::Copy { to } => {
             let r = open_here()?;
-            let mut dest = open(&to)?;
+            let mut dest = open_other(&to)?;
             let copied = r.copy_to(&mut dest).map_err(fail)?;
             print_warnings(&dest);
             summary = format!("copied {} snapshot(s) to {to}", copied.len());
@@ -270,13 +271,13 @@ fn execute(
         }
         Action::Repair { from } => {
             let r = open_here()?;
-            let other = open(&from)?;
+            let other = open_other(&from)?;
             let repaired = r.repair_from(&other).map_err(fail)?;
             summary = format!("repaired {} pack(s) from {from}: {}", repaired.len(), repaired.join(" "));
             say(&summary, serde_json::json!({"repaired": repaired, "from": from}));
         }
         Action::Init { from_repo: Some(from) } => {
-            let src = open(&from)?;
+            let src = open_other(&from)?;
             let r = Repository::init_copy_of(backend()?, password, &src).map_err(fail)?;
             summary = format!("created repository {} (a copy of {from})", r.config().id);
             say(
