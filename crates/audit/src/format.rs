@@ -6,8 +6,10 @@ use crate::merkle::Hash;
 
 /// First 8 bytes of every segment.
 pub const MAGIC: &[u8; 8] = b"RAMPAUD\n";
-/// Format version written and read.
-pub const VERSION: u16 = 1;
+/// Format version written (section 14): 2 adds the header signature.
+pub const VERSION: u16 = 2;
+/// Oldest format version still read.
+pub const MIN_VERSION: u16 = 1;
 /// Size of a segment header.
 pub const HEADER_LEN: usize = 64;
 /// Header flag: event bodies are encrypted.
@@ -22,6 +24,13 @@ pub const TYPE_EVENT: u8 = 1;
 pub const TYPE_STH: u8 = 2;
 /// Record type: the seal that closes a segment.
 pub const TYPE_SEAL: u8 = 3;
+/// Record type: the signature of the segment header, first record of a
+/// version 2 segment.
+pub const TYPE_HEADER_SIG: u8 = 4;
+/// Size of a header signature body.
+pub const HEADER_SIG_LEN: usize = 64;
+/// Domain separation of the signed segment header.
+pub const HEADER_SIG_CONTEXT: &[u8; 16] = b"RAMPART-SEG-V2\0\0";
 /// Size of a signed tree head body.
 pub const STH_LEN: usize = 112;
 /// Domain separation of the signed message.
@@ -30,6 +39,8 @@ pub const STH_CONTEXT: &[u8; 16] = b"RAMPART-STH-V1\0\0";
 /// A segment header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Format version of the segment (1 or 2).
+    pub version: u16,
     /// Header flags.
     pub flags: u16,
     /// Segment number.
@@ -49,7 +60,7 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..8].copy_from_slice(MAGIC);
-        b[8..10].copy_from_slice(&VERSION.to_be_bytes());
+        b[8..10].copy_from_slice(&self.version.to_be_bytes());
         b[10..12].copy_from_slice(&self.flags.to_be_bytes());
         b[12..20].copy_from_slice(&self.segment.to_be_bytes());
         b[20..28].copy_from_slice(&self.first_leaf.to_be_bytes());
@@ -67,10 +78,17 @@ impl Header {
         if &b[..8] != MAGIC {
             return Err("not a Rampart audit segment (bad magic)");
         }
-        if u16::from_be_bytes([b[8], b[9]]) != VERSION {
+        let version = u16::from_be_bytes([b[8], b[9]]);
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err("unsupported segment version");
         }
+        // Version 2 signs the header as encoded, reserved bytes as zeros:
+        // anything else there would be unsigned.
+        if version >= 2 && b[56..HEADER_LEN].iter().any(|x| *x != 0) {
+            return Err("reserved header bytes are not zero");
+        }
         Ok(Header {
+            version,
             flags: u16::from_be_bytes([b[10], b[11]]),
             segment: be64(&b[12..20]),
             first_leaf: be64(&b[20..28]),
@@ -78,6 +96,23 @@ impl Header {
             key_id: b[36..52].try_into().unwrap_or_default(),
             nonce_prefix: b[52..56].try_into().unwrap_or_default(),
         })
+    }
+}
+
+impl Header {
+    /// What the header signature covers (section 3.1):
+    /// `"RAMPART-SEG-V2\0\0" || header (64)`.
+    pub fn signed_message(&self) -> [u8; 16 + HEADER_LEN] {
+        let mut m = [0u8; 16 + HEADER_LEN];
+        m[..16].copy_from_slice(HEADER_SIG_CONTEXT);
+        m[16..].copy_from_slice(&self.encode());
+        m
+    }
+
+    /// Checks a header signature with the public key.
+    pub fn verify_signature(&self, signature: &[u8; HEADER_SIG_LEN], public_key: &[u8; 32]) -> bool {
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key);
+        key.verify(&self.signed_message(), signature).is_ok()
     }
 }
 
@@ -257,6 +292,7 @@ mod tests {
     #[test]
     fn header_round_trip_and_errors() {
         let h = Header {
+            version: VERSION,
             flags: 1,
             segment: 7,
             first_leaf: 1000,
@@ -269,6 +305,14 @@ mod tests {
         let mut bad = h.encode();
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad).unwrap_err(), "not a Rampart audit segment (bad magic)");
+        let mut reserved = h.encode();
+        reserved[60] = 1;
+        assert_eq!(Header::decode(&reserved).unwrap_err(), "reserved header bytes are not zero");
+        let v1 = Header { version: 1, ..h.clone() };
+        assert_eq!(Header::decode(&v1.encode()).unwrap(), v1);
+        let mut v3 = h.encode();
+        v3[9] = 3;
+        assert_eq!(Header::decode(&v3).unwrap_err(), "unsupported segment version");
     }
 
     #[test]

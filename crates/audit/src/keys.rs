@@ -47,20 +47,32 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// Loads the keys in `DIR/keys/`, creating missing ones.
     pub fn load_or_create(audit_dir: &Path) -> Result<Self, KeyError> {
+        Self::load_with(audit_dir, true)
+    }
+
+    /// Loads the keys in `DIR/keys/`; a missing key is an error (for
+    /// commands that read a log and must not replace what they check).
+    pub fn load(audit_dir: &Path) -> Result<Self, KeyError> {
+        Self::load_with(audit_dir, false)
+    }
+
+    fn load_with(audit_dir: &Path, create: bool) -> Result<Self, KeyError> {
         let dir = audit_dir.join("keys");
-        create_private_dir(&dir).map_err(|source| KeyError::Io { path: dir.clone(), source })?;
+        if create {
+            create_private_dir(&dir).map_err(|source| KeyError::Io { path: dir.clone(), source })?;
+        }
         let rng = SystemRandom::new();
-        let log = secret(&dir.join("log.key"), &rng, || random32(&rng))?;
-        let mask = secret(&dir.join("mask.key"), &rng, || random32(&rng))?;
+        let log = secret(&dir.join("log.key"), create, || random32(&rng))?;
+        let mask = secret(&dir.join("mask.key"), create, || random32(&rng))?;
         let signing_path = dir.join("signing.key");
-        let pkcs8 = secret(&signing_path, &rng, || {
+        let pkcs8 = secret(&signing_path, create, || {
             Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec()).map_err(|_| ())
         })?;
         let signing = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| KeyError::Invalid { path: signing_path })?;
         let mut public = [0u8; 32];
         public.copy_from_slice(signing.public_key().as_ref());
         let pub_path = dir.join("signing.pub");
-        if !pub_path.exists() {
+        if create && !pub_path.exists() {
             write_private(&pub_path, (crate::format::to_hex(&public) + "\n").as_bytes())
                 .map_err(|source| KeyError::Io { path: pub_path, source })?;
         }
@@ -88,6 +100,14 @@ impl Keys {
         let mut signature = [0u8; 64];
         signature.copy_from_slice(sig.as_ref());
         SignedHead { tree_size, timestamp_ms, root, signature }
+    }
+
+    /// Signs a segment header (format version 2, section 3.1).
+    pub fn sign_header(&self, header: &crate::format::Header) -> [u8; crate::format::HEADER_SIG_LEN] {
+        let sig = self.signing.sign(&header.signed_message());
+        let mut signature = [0u8; crate::format::HEADER_SIG_LEN];
+        signature.copy_from_slice(sig.as_ref());
+        signature
     }
 
     /// Encrypts an event record body in place (tag appended).
@@ -120,6 +140,39 @@ pub fn key_id_of(public: &[u8; 32]) -> [u8; 16] {
     id
 }
 
+/// Whether a public key can mean anything: an encoding that is not
+/// canonical (y of 2^255 - 19 or more) or that of a point of small order
+/// (order 1, 2, 4 or 8; the all-zero key is one) is refused. Ed25519 does
+/// not reject such keys by itself, and with them signatures can be made
+/// without any private key.
+pub fn is_usable_public_key(key: &[u8; 32]) -> bool {
+    let mut y = *key;
+    y[31] &= 0x7f; // the sign of x
+                   // y >= p = 2^255 - 19, little-endian.
+    let non_canonical = y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] >= 0xed;
+    !non_canonical && !SMALL_ORDER_Y.contains(&y)
+}
+
+/// The y coordinates (little-endian) of the eight points of small order
+/// of edwards25519 (both signs of x share them): 0 (order 4), 1 (the
+/// identity), p - 1 (order 2), and the two of order 8.
+const SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [0; 32],
+    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf,
+        0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20,
+        0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+    ],
+];
+
 /// Reads the public key of a log (what a verifier needs).
 pub fn read_public_key(audit_dir: &Path) -> Option<[u8; 32]> {
     let text = std::fs::read_to_string(audit_dir.join("keys/signing.pub")).ok()?;
@@ -150,10 +203,10 @@ pub fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-fn secret(path: &Path, _rng: &SystemRandom, make: impl FnOnce() -> Result<Vec<u8>, ()>) -> Result<Vec<u8>, KeyError> {
+fn secret(path: &Path, create: bool, make: impl FnOnce() -> Result<Vec<u8>, ()>) -> Result<Vec<u8>, KeyError> {
     match std::fs::read(path) {
         Ok(b) => Ok(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
             let bytes = make().map_err(|_| KeyError::Invalid { path: path.to_path_buf() })?;
             write_private(path, &bytes).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
             Ok(bytes)
@@ -241,6 +294,43 @@ mod tests {
         let mut forged = h.clone();
         forged.tree_size = 8;
         assert!(!forged.verify(&k.public_key()));
+    }
+
+    #[test]
+    fn keys_of_small_order_or_not_canonical_are_not_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(is_usable_public_key(&Keys::load_or_create(dir.path()).unwrap().public_key()));
+        for y in SMALL_ORDER_Y {
+            let mut negative = y;
+            negative[31] |= 0x80;
+            assert!(!is_usable_public_key(&y) && !is_usable_public_key(&negative), "{y:02x?}");
+        }
+        let mut p_plus_1 = [0xff; 32];
+        p_plus_1[0] = 0xee;
+        p_plus_1[31] = 0x7f;
+        assert!(!is_usable_public_key(&p_plus_1));
+        // The zeroed key signs anything for anyone: here, a signature whose
+        // R is the identity and S zero is accepted by Ed25519 itself, one
+        // message in a few (the hash must land on a multiple of 4).
+        let zero = [0u8; 32];
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        let forged = (0u64..64).any(|n| {
+            let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &zero);
+            key.verify(&n.to_be_bytes(), &sig).is_ok()
+        });
+        assert!(forged, "the test's premise: Ed25519 alone accepts forgeries under a zero key");
+    }
+
+    #[test]
+    fn load_does_not_create_missing_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Keys::load(dir.path()).is_err());
+        assert!(!dir.path().join("keys").exists());
+        let a = Keys::load_or_create(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("keys/signing.pub")).unwrap();
+        assert_eq!(Keys::load(dir.path()).unwrap().public_key(), a.public_key());
+        assert!(!dir.path().join("keys/signing.pub").exists());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! encoded canonically, then appended by the writer thread with group
 //! commit: encrypted (AES-256-GCM), hashed into a Merkle tree in the style
 //! of RFC 9162 ([`merkle`]) whose root is signed (Ed25519) at regular
-//! intervals. [`verify::verify`] rebuilds the tree and checks every signed
+//! intervals; the writer also keeps the newest signed head in `head.json`
+//! ([`head`]). [`verify::verify`] rebuilds the tree, checks every signed
+//! head and segment header signature, and that the log extends the saved
 //! head. The format is specified in `docs/audit-log-format.md`.
 //!
 //! ```
@@ -23,6 +25,7 @@
 
 pub mod canonical;
 pub mod format;
+pub mod head;
 pub mod keys;
 pub mod mask;
 pub mod merkle;

@@ -46,7 +46,7 @@ pub fn events(audit_dir: &Path, keys: &Keys, since_ms: u64, until_ms: u64) -> Ve
                 }
                 true
             }
-            Item::Head { .. } => true,
+            Item::Head { .. } | Item::HeaderSignature { .. } => true,
             Item::Bad { .. } => false,
         });
     }
@@ -112,7 +112,7 @@ pub fn events_from(audit_dir: &Path, keys: &Keys, from: u64, max: usize) -> Vec<
                 }
                 out.len() < max
             }
-            Item::Head { .. } => true,
+            Item::Head { .. } | Item::HeaderSignature { .. } => true,
             Item::Bad { .. } => false,
         });
         if out.len() >= max {

@@ -66,6 +66,14 @@ pub fn apply(
         let path = segment::segment_path(audit_dir, n);
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let header = format::Header::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        // The age comes from the header: only a signed one is believed
+        // (version 1 headers are not signed; kept readable as they were).
+        if header.version >= 2 && !segment::header_is_signed(&bytes, &header, &keys.public_key()) {
+            return Err(format!(
+                "{}: header signature invalid; not removed (run `rampart audit verify`)",
+                path.display()
+            ));
+        }
         let too_old = max_age.is_some_and(|a| now.saturating_sub(header.created_ms) > a.as_millis() as u64);
         let too_big = max_bytes.is_some_and(|b| total > b);
         if !(too_old || too_big) {

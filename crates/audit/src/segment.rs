@@ -123,6 +123,13 @@ pub enum Item {
         /// Whether it is the seal that closes the segment.
         seal: bool,
     },
+    /// The signature of the segment header (version 2).
+    HeaderSignature {
+        /// Offset of its record.
+        offset: u64,
+        /// The signature.
+        signature: [u8; format::HEADER_SIG_LEN],
+    },
     /// A record that cannot be used.
     Bad {
         /// Its offset.
@@ -142,6 +149,8 @@ pub enum BadRecord {
     Undecryptable,
     /// A tree head body of the wrong size.
     BadHead,
+    /// A header signature body of the wrong size.
+    BadHeaderSignature,
     /// An unknown record type.
     UnknownType(u8),
 }
@@ -153,6 +162,7 @@ impl BadRecord {
             BadRecord::Frame(e) => e.as_str().to_string(),
             BadRecord::Undecryptable => "event does not decrypt at this position (altered, inserted or moved)".into(),
             BadRecord::BadHead => "signed tree head of the wrong size".into(),
+            BadRecord::BadHeaderSignature => "header signature of the wrong size".into(),
             BadRecord::UnknownType(t) => format!("unknown record type {t}"),
         }
     }
@@ -210,6 +220,13 @@ pub fn scan(bytes: &[u8], header: &Header, keys: Option<&Keys>, mut f: impl FnMu
                     false
                 }
             },
+            format::TYPE_HEADER_SIG => match rec.body.try_into() {
+                Ok(signature) => f(Item::HeaderSignature { offset, signature }),
+                Err(_) => {
+                    f(Item::Bad { offset, record, what: BadRecord::BadHeaderSignature });
+                    false
+                }
+            },
             other => {
                 f(Item::Bad { offset, record, what: BadRecord::UnknownType(other) });
                 false
@@ -221,6 +238,14 @@ pub fn scan(bytes: &[u8], header: &Header, keys: Option<&Keys>, mut f: impl FnMu
         pos += rec.len;
         record += 1;
     }
+}
+
+/// Whether a segment's header is authenticated: for version 2, its first
+/// record is a valid header signature; version 1 headers are not signed.
+pub fn header_is_signed(bytes: &[u8], header: &Header, public_key: &[u8; 32]) -> bool {
+    let Some(Ok(Some(rec))) = bytes.get(HEADER_LEN..).map(format::decode_record) else { return false };
+    let Ok(signature) = rec.body.try_into() else { return false };
+    header.version >= 2 && rec.kind == format::TYPE_HEADER_SIG && header.verify_signature(&signature, public_key)
 }
 
 /// Rebuilds a segment's index from its bytes (events that decrypt, up to
@@ -265,6 +290,13 @@ pub enum Checked {
         head: Box<format::SignedHead>,
         /// Whether it is the seal.
         seal: bool,
+    },
+    /// The signature of the segment header (version 2).
+    HeaderSignature {
+        /// Offset of its record.
+        offset: u64,
+        /// The signature.
+        signature: [u8; format::HEADER_SIG_LEN],
     },
     /// The first record that cannot be used; nothing follows it.
     Bad {
@@ -392,6 +424,10 @@ fn check_record(
         format::TYPE_STH | format::TYPE_SEAL => match format::SignedHead::decode(body) {
             Some(head) => Checked::Head { offset, head: Box::new(head), seal: kind == format::TYPE_SEAL },
             None => Checked::Bad { offset, record, what: BadRecord::BadHead },
+        },
+        format::TYPE_HEADER_SIG => match (&*body).try_into() {
+            Ok(signature) => Checked::HeaderSignature { offset, signature },
+            Err(_) => Checked::Bad { offset, record, what: BadRecord::BadHeaderSignature },
         },
         other => Checked::Bad { offset, record, what: BadRecord::UnknownType(other) },
     }

@@ -1,11 +1,14 @@
 //! `rampart audit verify` (docs/audit-log-format.md, section 12): rebuilds
-//! the tree from the segments and checks every signed tree head, reporting
-//! the first problem with its segment, record and byte offset.
+//! the tree from the segments and checks every signed tree head and header
+//! signature, and that the log extends the head the writer saved last
+//! (`head.json`), reporting the first problem with its segment, record and
+//! byte offset.
 
 use std::fmt;
 use std::path::Path;
 
 use crate::format::{Header, SignedHead};
+use crate::head::Against;
 use crate::keys::{key_id_of, Keys};
 use crate::merkle::{Frontier, Hash};
 use crate::segment::{self, Checked};
@@ -27,6 +30,19 @@ pub struct Report {
     pub base_size: u64,
     /// The last signed head.
     pub last_head: Option<SignedHead>,
+    /// The saved head (`head.json`) the log was found to extend.
+    pub saved_head: Option<SignedHead>,
+}
+
+/// Whether the log must extend the head its writer saved (`head.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SavedHead {
+    /// It must be there and the log must extend it: what [`verify`] does.
+    Required,
+    /// Not looked at: for a copy of the segments alone (a frozen fixture).
+    /// The removal of the newest segments is then only caught by an
+    /// exported head ([`check_exported`]).
+    Ignored,
 }
 
 /// The first problem found.
@@ -62,16 +78,66 @@ fn fail(segment: Option<u64>, record: Option<u64>, offset: Option<u64>, message:
     Failure { segment, record, offset, message: message.into() }
 }
 
-/// Verifies the log in `audit_dir`. `keys` decrypt the events (the log
-/// key; an unencrypted log needs none); the signatures are checked with
-/// `public_key` alone. With `leaves`, every
-/// leaf hash is collected (for proofs against an exported head).
+/// Verifies the log in `audit_dir`, including that it extends the saved
+/// head. `keys` decrypt the events (the log key; an unencrypted log needs
+/// none); the signatures are checked with `public_key` alone (which must
+/// be the key of `keys`, when given). With `leaves`, every leaf hash is
+/// collected (for proofs against an exported head).
 pub fn verify(
     audit_dir: &Path,
     keys: Option<&Keys>,
     public_key: &[u8; 32],
-    mut leaves: Option<&mut Vec<Hash>>,
+    leaves: Option<&mut Vec<Hash>>,
 ) -> Result<Report, Failure> {
+    verify_with(audit_dir, keys, public_key, leaves, SavedHead::Required)
+}
+
+/// [`verify`], saying whether the saved head is required.
+pub fn verify_with(
+    audit_dir: &Path,
+    keys: Option<&Keys>,
+    public_key: &[u8; 32],
+    mut leaves: Option<&mut Vec<Hash>>,
+    saved: SavedHead,
+) -> Result<Report, Failure> {
+    if !crate::keys::is_usable_public_key(public_key) {
+        return Err(fail(
+            None,
+            None,
+            None,
+            "the public key (keys/signing.pub) is not a valid Ed25519 key (all zero, or of small order): \
+             signatures checked with it would prove nothing",
+        ));
+    }
+    if keys.is_some_and(|k| k.public_key() != *public_key) {
+        return Err(fail(
+            None,
+            None,
+            None,
+            "the public key (keys/signing.pub) is not the key of keys/signing.key: one of them was replaced",
+        ));
+    }
+    // Read before the segments: the writer saves a head only once it is in
+    // a segment, so a log being written concurrently is never shorter.
+    let mut against = match saved {
+        SavedHead::Ignored => None,
+        SavedHead::Required => match crate::head::read(audit_dir).map_err(|e| fail(None, None, None, e))? {
+            Some(h) if !h.verify(public_key) => {
+                return Err(fail(None, None, None, "head.json: the signature of the saved head is invalid"))
+            }
+            Some(h) => Some(Against::new(h)),
+            None => {
+                return Err(fail(
+                    None,
+                    None,
+                    None,
+                    "no saved head (head.json): the newest segments or the whole log may have been removed \
+                     (a log last written before format version 2 has none: opening it once with the writer, \
+                     `rampart serve`, saves one for the log as it is)",
+                ))
+            }
+        },
+    };
     let key_id = key_id_of(public_key);
     let mut frontier = Frontier::new();
     let mut base_size = 0;
@@ -92,11 +158,23 @@ pub fn verify(
         frontier = f;
         last_head = Some(base.sth);
     }
+    if let Some(a) = against.as_mut() {
+        a.step(&frontier).map_err(|m| fail(None, None, None, m))?;
+    }
     let segments = segment::list(audit_dir);
     let segments = &segments;
-    let mut report =
-        Report { segments: 0, events: 0, heads: 0, tree_size: 0, root: [0; 32], base_size, last_head: None };
+    let mut report = Report {
+        segments: 0,
+        events: 0,
+        heads: 0,
+        tree_size: 0,
+        root: [0; 32],
+        base_size,
+        last_head: None,
+        saved_head: None,
+    };
     let mut expected_segment: Option<u64> = None;
+    let mut version = crate::format::MIN_VERSION;
     // Segments are read and checked (checksums, decryption, leaf hashes)
     // by one worker per core, each on a whole segment; this thread takes
     // the results in order and builds the tree, overlapping with them.
@@ -197,12 +275,48 @@ pub fn verify(
                         ),
                     ));
                 }
+                if header.version < version {
+                    return Err(fail(
+                        Some(n),
+                        None,
+                        Some(0),
+                        format!(
+                            "format version {} after a segment of version {version}: a segment was rewritten \
+                             as an older version (to drop its header signature)",
+                            header.version
+                        ),
+                    ));
+                }
+                version = header.version;
                 expected_segment = Some(n + 1);
                 let mut error: Option<Failure> = None;
                 let mut sealed = false;
+                let mut signed_header = header.version < 2;
                 for (record, item) in checked.into_iter().enumerate() {
                     let record = record as u64;
+                    if !signed_header && !matches!(item, Checked::HeaderSignature { .. } | Checked::Bad { .. }) {
+                        error = Some(fail(
+                            Some(n),
+                            Some(record),
+                            None,
+                            "the header signature is missing: the header was replaced or the segment cut",
+                        ));
+                        break;
+                    }
                     match item {
+                        Checked::HeaderSignature { offset, signature } => {
+                            let at = |m: &str| Some(fail(Some(n), Some(record), Some(offset), m));
+                            if signed_header {
+                                error = at("a header signature that is not the first record of a version 2 segment");
+                            } else if !header.verify_signature(&signature, public_key) {
+                                error = at("the header signature is invalid: the segment header \
+                                            (its creation time, number, first event or key) was altered");
+                            }
+                            if error.is_some() {
+                                break;
+                            }
+                            signed_header = true;
+                        }
                         Checked::Event { hash, offset } => {
                             if sealed {
                                 error = Some(fail(
@@ -218,6 +332,10 @@ pub fn verify(
                                 l.push(hash);
                             }
                             report.events += 1;
+                            if let Some(Err(m)) = against.as_mut().map(|a| a.step(&frontier)) {
+                                error = Some(fail(Some(n), Some(record), Some(offset), m));
+                                break;
+                            }
                         }
                         Checked::Head { offset, head, seal } => {
                             let at = |m: String| Some(fail(Some(n), Some(record), Some(offset), m));
@@ -256,6 +374,9 @@ pub fn verify(
                 if let Some(e) = error {
                     return Err(e);
                 }
+                if !signed_header {
+                    return Err(fail(Some(n), None, None, "the header signature is missing: the segment was cut"));
+                }
                 let last = i + 1 == segments.len();
                 if !last && !sealed {
                     return Err(fail(Some(n), None, None, "closed segment has no seal: its tail was truncated"));
@@ -274,6 +395,26 @@ pub fn verify(
         r
     });
     result?;
+    if let Some(a) = &against {
+        if segments.is_empty() {
+            return Err(fail(None, None, None, "the log has no segment left but a saved head: it was removed"));
+        }
+        a.finish(&frontier).map_err(|m| fail(None, None, None, m))?;
+        // The writer saves heads only after it created a segment of version
+        // 2, so a log with a saved head ends with one: a log whose segments
+        // were all rewritten as version 1 (dropping the signed headers)
+        // does not.
+        if version < 2 {
+            return Err(fail(
+                segments.last().copied(),
+                None,
+                None,
+                "the newest segment is of format version 1 but the log has a saved head: \
+                 segments were rewritten as an older version (to drop their header signatures)",
+            ));
+        }
+        report.saved_head = Some(a.head().clone());
+    }
     report.tree_size = frontier.size();
     report.root = frontier.root();
     report.last_head = last_head;

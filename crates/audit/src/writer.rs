@@ -17,7 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rampart_core::Event;
 use serde_json::Value;
 
-use crate::format::{self, Header, SignedHead, FLAG_ENCRYPTED, HEADER_LEN, TYPE_EVENT, TYPE_SEAL, TYPE_STH};
+use crate::format::{
+    self, Header, SignedHead, FLAG_ENCRYPTED, HEADER_LEN, TYPE_EVENT, TYPE_HEADER_SIG, TYPE_SEAL, TYPE_STH,
+};
+use crate::head::Against;
 use crate::keys::{KeyError, Keys};
 use crate::mask::{Action, FieldRule, Masker};
 use crate::merkle::{leaf_hash, Frontier};
@@ -388,6 +391,30 @@ impl State {
             Ok(None) => Frontier::new(),
             Err(e) => return Err(corrupt(&dir.join("base.json"), e)),
         };
+        // The saved head must still be in the log: a log cut short or
+        // rewritten while no writer ran is refused, not continued (which
+        // would save a head of the shortened log over the evidence).
+        let head_path = crate::head::path(dir);
+        let refuse = |m: String| {
+            corrupt(
+                &head_path,
+                format!(
+                    "{m}; refusing to continue the log (run `rampart audit verify`; once the loss is \
+                     understood, removing {} lets the log continue as it is)",
+                    crate::head::FILE
+                ),
+            )
+        };
+        let mut against = match crate::head::read(dir).map_err(|e| corrupt(&head_path, e))? {
+            Some(h) if !h.verify(&keys.public_key()) => {
+                return Err(refuse(format!("the signature of the saved head ({}) is invalid", crate::head::FILE)))
+            }
+            Some(h) => Some(Against::new(h)),
+            None => None,
+        };
+        let step = |a: &mut Option<Against>, f: &Frontier| a.as_mut().map_or(Ok(()), |a| a.step(f));
+        step(&mut against, &frontier).map_err(&refuse)?;
+        let mut last_head = crate::retention::read_base(dir).ok().flatten().map(|b| b.sth);
         let segments = segment::list(dir);
         let mut last_head_ms = 0;
         for (i, &n) in segments.iter().enumerate() {
@@ -402,6 +429,14 @@ impl State {
                 continue;
             }
             let header = Header::decode(&bytes).map_err(|e| corrupt(&path, e.into()))?;
+            if last && header.version >= 2 && !matches!(format::decode_record(&bytes[HEADER_LEN..]), Ok(Some(_))) {
+                // Cut while being created, before its header signature (the
+                // header and the signature are one write): nothing in it.
+                tracing::warn!(segment = %path.display(), "audit log: removing a segment cut while being created");
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(segment::index_path(dir, n));
+                continue;
+            }
             if header.first_leaf < frontier.size() && frontier.size() > 0 && !last {
                 // Retention wrote base.json but crashed before removing this
                 // segment: it is already accounted for in the base.
@@ -435,11 +470,15 @@ impl State {
             };
             for e in &entries {
                 frontier.push(e.leaf);
+                step(&mut against, &frontier).map_err(&refuse)?;
             }
             if last {
                 // Cut a torn tail, then seal unless already sealed.
-                let (good_end, sealed, head_ms) = tail_state(&bytes, &header, &keys).map_err(|e| corrupt(&path, e))?;
-                last_head_ms = head_ms;
+                let (good_end, sealed, head) = tail_state(&bytes, &header, &keys).map_err(|e| corrupt(&path, e))?;
+                last_head_ms = head.as_ref().map_or(0, |h| h.timestamp_ms);
+                if head.is_some() {
+                    last_head = head;
+                }
                 let mut f = OpenOptions::new()
                     .write(true)
                     .open(&path)
@@ -460,11 +499,26 @@ impl State {
                         .and_then(|()| f.sync_data())
                         .map_err(|source| AuditError::Io { path: path.clone(), source })?;
                     last_head_ms = ts;
+                    last_head = Some(head);
                 }
             }
         }
+        if let Some(a) = &against {
+            a.finish(&frontier).map_err(&refuse)?;
+        }
         let next = segments.last().map_or(1, |n| n + 1);
-        let (file, header, index) = create_segment(dir, next, frontier.size(), &keys, options.encrypt)?;
+        let (file, header, index, offset) = create_segment(dir, next, frontier.size(), &keys, options.encrypt)?;
+        // A new log has no head yet: the head of the empty tree is saved, so
+        // that from now on a missing head.json means it was removed.
+        let head = match last_head {
+            Some(h) => h,
+            None => {
+                let ts = now_ms().max(last_head_ms);
+                last_head_ms = ts;
+                keys.sign(frontier.size(), ts, frontier.root())
+            }
+        };
+        crate::head::save(dir, &head).map_err(|source| AuditError::Io { path: head_path.clone(), source })?;
         Ok(State {
             dir: dir.to_path_buf(),
             keys,
@@ -472,7 +526,7 @@ impl State {
             frontier,
             file,
             header,
-            offset: HEADER_LEN as u64,
+            offset,
             index,
             unsigned: 0,
             first_unsigned: None,
@@ -623,6 +677,11 @@ impl State {
             return Err(e);
         }
         self.offset += rec.len() as u64;
+        // Only once the head is durable in the segment: the saved head never
+        // covers more than the log holds.
+        if let Err(e) = crate::head::save(&self.dir, &head) {
+            tracing::error!(error = %e, "audit log: cannot save the signed tree head to head.json");
+        }
         self.unsigned = 0;
         self.first_unsigned = None;
         self.last_head_ms = ts;
@@ -631,12 +690,12 @@ impl State {
 
     fn rotate(&mut self) -> Result<(), AuditError> {
         self.sign(TYPE_SEAL).map_err(|source| AuditError::Io { path: self.dir.clone(), source })?;
-        let (file, header, index) =
+        let (file, header, index, offset) =
             create_segment(&self.dir, self.header.segment + 1, self.frontier.size(), &self.keys, self.options.encrypt)?;
         self.file = file;
         self.header = header;
         self.index = index;
-        self.offset = HEADER_LEN as u64;
+        self.offset = offset;
         self.retention();
         Ok(())
     }
@@ -691,8 +750,16 @@ impl State {
 /// and the segment has no event beyond it.
 fn index_matches(bytes: &[u8], entries: &[IndexEntry]) -> bool {
     let Some(last) = entries.last() else {
-        return bytes.len() <= HEADER_LEN
-            || format::decode_record(&bytes[HEADER_LEN..]).ok().flatten().is_none_or(|r| r.kind != TYPE_EVENT);
+        // No event anywhere in the segment (version 2 starts with the
+        // header signature, so looking at the first record is not enough).
+        let mut pos = HEADER_LEN;
+        while let Some(Ok(Some(r))) = bytes.get(pos..).map(format::decode_record) {
+            if r.kind == TYPE_EVENT {
+                return false;
+            }
+            pos += r.len;
+        }
+        return true;
     };
     let Some(rest) = bytes.get(last.offset as usize..) else { return false };
     match format::decode_record(rest) {
@@ -730,16 +797,14 @@ fn seal_matches(bytes: &[u8], header: &Header, frontier: &Frontier, entries: &[I
     seal.is_some_and(|s| s.tree_size == f.size() && s.root == f.root())
 }
 
-/// End of the last good record, whether the segment is sealed, and the
-/// timestamp of its last signed head.
-/// End of the last good record, whether the segment is sealed, and the
-/// timestamp of its last signed head. A bad record is accepted as a torn
+/// End of the last good record, whether the segment is sealed, and its
+/// last signed head. A bad record is accepted as a torn
 /// tail only if nothing follows it (it runs to the end of the file);
 /// otherwise the damage is not a crash's, and `Err` says where it is.
-fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> Result<(u64, bool, u64), String> {
+fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> Result<(u64, bool, Option<SignedHead>), String> {
     let mut end = HEADER_LEN as u64;
     let mut sealed = false;
-    let mut head_ms = 0;
+    let mut last_head = None;
     let mut damage = None;
     segment::scan(bytes, header, Some(keys), |item| {
         match item {
@@ -750,8 +815,9 @@ fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> Result<(u64, bool, 
             Item::Head { offset, head, seal } => {
                 end = next_record_end(bytes, offset);
                 sealed = seal;
-                head_ms = head.timestamp_ms;
+                last_head = Some(head);
             }
+            Item::HeaderSignature { offset, .. } => end = next_record_end(bytes, offset),
             Item::Bad { offset, record, what } => {
                 let claimed_end = bytes.get(offset as usize..offset as usize + 4).map(|l| {
                     offset + format::RECORD_OVERHEAD as u64 + u64::from(u32::from_be_bytes([l[0], l[1], l[2], l[3]]))
@@ -772,7 +838,7 @@ fn tail_state(bytes: &[u8], header: &Header, keys: &Keys) -> Result<(u64, bool, 
     });
     match damage {
         Some(d) => Err(d),
-        None => Ok((end, sealed, head_ms)),
+        None => Ok((end, sealed, last_head)),
     }
 }
 
@@ -787,10 +853,11 @@ fn create_segment(
     first_leaf: u64,
     keys: &Keys,
     encrypt: bool,
-) -> Result<(File, Header, File), AuditError> {
+) -> Result<(File, Header, File, u64), AuditError> {
     let path = segment::segment_path(dir, n);
     let io = |source| AuditError::Io { path: path.clone(), source };
     let header = Header {
+        version: format::VERSION,
         flags: if encrypt { FLAG_ENCRYPTED } else { 0 },
         segment: n,
         first_leaf,
@@ -798,8 +865,11 @@ fn create_segment(
         key_id: keys.key_id(),
         nonce_prefix: crate::keys::random::<4>(),
     };
+    // The header and its signature in one write (section 3.1).
+    let mut start = header.encode().to_vec();
+    format::encode_record(&mut start, TYPE_HEADER_SIG, &keys.sign_header(&header));
     let mut file = crate::keys::private_file_options().create_new(true).append(true).open(&path).map_err(io)?;
-    file.write_all(&header.encode()).and_then(|()| file.sync_all()).map_err(io)?;
+    file.write_all(&start).and_then(|()| file.sync_all()).map_err(io)?;
     if let Ok(d) = File::open(segment::segments_dir(dir)) {
         let _ = d.sync_all();
     }
@@ -811,5 +881,5 @@ fn create_segment(
         .open(&idx_path)
         .map_err(|source| AuditError::Io { path: idx_path.clone(), source })?;
     index.write_all(&segment::index_header(n)).map_err(|source| AuditError::Io { path: idx_path, source })?;
-    Ok((file, header, index))
+    Ok((file, header, index, start.len() as u64))
 }

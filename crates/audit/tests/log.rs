@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rampart_audit::format::{self, Header, HEADER_LEN};
 use rampart_audit::merkle;
-use rampart_audit::verify::{check_exported, verify, Failure};
+use rampart_audit::verify::{check_exported, verify, verify_with, Failure, SavedHead};
 use rampart_audit::{read, segment, AuditLog, Keys, Options};
 use rampart_core::{Event, Outcome};
 
@@ -153,7 +153,7 @@ fn without_encryption_the_signed_heads_catch_changes() {
     // Alter the text of event 1 and fix its checksum.
     rewrite(&path, |b, recs| {
         let mut out = b.to_vec();
-        let (o, l, _) = recs[1];
+        let (o, l, _) = *recs.iter().filter(|r| r.2 == format::TYPE_EVENT).nth(1).unwrap();
         let body = &mut out[o + 5..o + l - 4];
         let pos = body.windows(6).position(|w| w == b"test 1").unwrap();
         body[pos + 5] = b'9';
@@ -237,8 +237,12 @@ fn a_truncated_tail_is_caught_against_an_exported_head() {
         let cut = recs.iter().filter(|r| r.2 == 2).nth(1).map(|r| r.0 + r.1).unwrap();
         std::fs::write(&path, &b[..cut]).unwrap();
     }
+    // The saved head catches it by itself...
+    let e = check(dir.path()).unwrap_err();
+    assert!(e.message.contains("the saved head (head.json) covers 20"), "{e}");
+    // ...and so does the exported head, without it.
     let mut leaves = Vec::new();
-    let report = verify(&audit, Some(&keys), &keys.public_key(), Some(&mut leaves)).unwrap();
+    let report = verify_with(&audit, Some(&keys), &keys.public_key(), Some(&mut leaves), SavedHead::Ignored).unwrap();
     assert!(report.tree_size < 20);
     let e = check_exported(&audit, &exported, &keys.public_key(), &report, &leaves).unwrap_err();
     assert!(e.message.contains("truncated"), "{e}");
@@ -364,7 +368,8 @@ fn retention_removes_old_segments_and_what_remains_verifies() {
     assert!(check(dir.path()).unwrap_err().message.contains("base.json"));
 }
 
-/// Writes the frozen fixture of format version 1 (run once, by hand:
+/// Writes the frozen fixture of the current format version into
+/// `tests/data/vN` (run once per version, by hand:
 /// `RAMPART_WRITE_FIXTURE=1 cargo test -p rampart-audit --test log write_fixture`).
 #[test]
 fn write_fixture() {
@@ -372,9 +377,9 @@ fn write_fixture() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options { encrypt: false, sth_every_events: 4, segment_max_bytes: 4096, ..Options::default() };
+    let opts = Options { encrypt: false, sth_every_events: 4, segment_max_bytes: 1500, ..Options::default() };
     write_log(dir.path(), 12, opts);
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/v{}", format::VERSION));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("segments")).unwrap();
     std::fs::create_dir_all(out.join("keys")).unwrap();
@@ -383,14 +388,18 @@ fn write_fixture() {
         std::fs::copy(segment::segment_path(&audit, n), out.join(format!("segments/{n:016x}.seg"))).unwrap();
     }
     std::fs::copy(audit.join("keys/signing.pub"), out.join("keys/signing.pub")).unwrap();
+    std::fs::copy(audit.join("head.json"), out.join("head.json")).unwrap();
 }
 
-fn fixture_copy() -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+fn fixture_copy(version: u16) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/v{version}"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("segments")).unwrap();
     for e in std::fs::read_dir(src.join("segments")).unwrap().flatten() {
         std::fs::copy(e.path(), dir.path().join("segments").join(e.file_name())).unwrap();
+    }
+    if src.join("head.json").exists() {
+        std::fs::copy(src.join("head.json"), dir.path().join("head.json")).unwrap();
     }
     dir
 }
@@ -399,8 +408,9 @@ fn fixture_copy() -> tempfile::TempDir {
 fn the_frozen_version_1_log_still_verifies_and_its_tampered_copy_does_not() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
     let public = rampart_audit::keys::read_public_key(&src).expect("fixture public key");
-    let dir = fixture_copy();
-    let report = verify(dir.path(), None, &public, None).unwrap();
+    let dir = fixture_copy(1);
+    // A version 1 log has no saved head: only a copy of its segments.
+    let report = verify_with(dir.path(), None, &public, None, SavedHead::Ignored).unwrap();
     assert_eq!(report.tree_size, 12);
     // The tampered copy: one byte of an event changed (checksum recomputed).
     let path = dir.path().join("segments/0000000000000001.seg");
@@ -413,7 +423,7 @@ fn the_frozen_version_1_log_still_verifies_and_its_tampered_copy_does_not() {
         fix_crc(&mut out, o, l);
         out
     });
-    let e = verify(dir.path(), None, &public, None).unwrap_err();
+    let e = verify_with(dir.path(), None, &public, None, SavedHead::Ignored).unwrap_err();
     assert!(e.message.contains("leaf hash does not match the signed head"), "{e}");
     assert_eq!(e.segment, Some(1));
 }
@@ -520,4 +530,34 @@ fn files_are_0600_and_directories_0700() {
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert!(seen.len() > 10, "{seen:?}");
+}
+
+#[test]
+fn the_frozen_version_2_log_still_verifies_and_its_tampered_copies_do_not() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2");
+    let public = rampart_audit::keys::read_public_key(&src).expect("fixture public key");
+    let dir = fixture_copy(2);
+    let report = verify(dir.path(), None, &public, None).unwrap();
+    assert_eq!(report.tree_size, 12);
+    assert_eq!(report.saved_head.map(|h| h.tree_size), Some(12));
+    // One byte of an event changed (checksum recomputed).
+    let path = dir.path().join("segments/0000000000000001.seg");
+    let original = std::fs::read(&path).unwrap();
+    rewrite(&path, |b, recs| {
+        let mut out = b.to_vec();
+        let (o, l, _) = *recs.iter().find(|r| r.2 == format::TYPE_EVENT).unwrap();
+        let body = &mut out[o + 5..o + l - 4];
+        let pos = body.windows(6).position(|w| w == b"test 0").unwrap();
+        body[pos + 5] = b'7';
+        fix_crc(&mut out, o, l);
+        out
+    });
+    let e = verify(dir.path(), None, &public, None).unwrap_err();
+    assert!(e.message.contains("leaf hash does not match the signed head"), "{e}");
+    // The newest segment removed.
+    std::fs::write(&path, original).unwrap();
+    let last = segment::list(dir.path()).pop().unwrap();
+    std::fs::remove_file(segment::segment_path(dir.path(), last)).unwrap();
+    let e = verify(dir.path(), None, &public, None).unwrap_err();
+    assert!(e.message.contains("saved head (head.json) covers 12"), "{e}");
 }

@@ -160,6 +160,17 @@ pub(crate) fn add(backend: &dyn Backend, keys: &Keys, series: &Series, id: &str)
     Adding::read(backend, keys, series)?.commit(backend, keys, id)
 }
 
+/// Before the first snapshot of a series is written: an empty record, so
+/// that a crash between that snapshot and its record does not leave a
+/// series without one (which `check` reports as a deleted record).
+pub(crate) fn ensure(backend: &dyn Backend, keys: &Keys, series: &Series) -> Result<()> {
+    let prefix = format!("{PREFIX}{}/", series.id(keys));
+    if backend.list(&prefix)?.is_empty() {
+        write(backend, keys, series, 1, BTreeSet::new())?;
+    }
+    Ok(())
+}
+
 /// A series' records as one writer read them, before it writes the next
 /// (two steps, so a test can interleave two writers).
 struct Adding {
@@ -188,6 +199,10 @@ impl Adding {
     }
 }
 
+/// Each series' new record after a `forget`, by series id: the series,
+/// its sequence number, its snapshots.
+pub(crate) type Rewritten = BTreeMap<String, (Series, u64, BTreeSet<String>)>;
+
 /// After `forget` (under the exclusive lock): every series' record
 /// rewritten to name what it named, plus the series' snapshots in
 /// `present`, minus `removed`. A snapshot a record names that is already
@@ -198,9 +213,9 @@ pub(crate) fn rewrite(
     keys: &Keys,
     present: &[(String, Snapshot)],
     removed: &BTreeSet<String>,
-) -> Result<BTreeMap<String, (Series, u64, BTreeSet<String>)>> {
+) -> Result<Rewritten> {
     let (heads, _) = read_all(backend, keys)?;
-    let mut next: BTreeMap<String, (Series, u64, BTreeSet<String>)> = BTreeMap::new();
+    let mut next = Rewritten::new();
     for (sid, h) in &heads {
         next.insert(sid.clone(), (h.series.clone(), h.seq + 1, h.snapshots.clone()));
     }
@@ -415,6 +430,35 @@ mod tests {
         assert_eq!(h.snapshots, ["s0", "sA", "sB", "sC", "sD"].map(String::from).into());
         assert_eq!((h.seq, h.names.len()), (3, 1), "merged into one record");
         assert_eq!(heads[&other.id(&keys)].snapshots, ["o0"].map(String::from).into(), "other series untouched");
+    }
+
+    /// A first backup killed between its snapshot and its record leaves a
+    /// snapshot no record names, in a series that has a record (the empty
+    /// one written before): not reported. Without any record, the series
+    /// is.
+    #[test]
+    fn a_crash_before_the_first_record_is_no_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalDir::new(dir.path());
+        let keys = Keys::generate();
+        let snap = Snapshot {
+            time: 1,
+            hostname: "h".into(),
+            paths: vec!["/srv".into()],
+            tags: Vec::new(),
+            tree: String::new(),
+            parent: None,
+            source: "files".into(),
+            summary: Default::default(),
+        };
+        let present = vec![("s1".to_string(), snap.clone())];
+        let none = problems(&read_all(&backend, &keys).unwrap(), &present, &keys, &LocalFile::default());
+        assert!(none.len() == 1 && none[0].contains("has no record"), "{none:?}");
+        ensure(&backend, &keys, &Series::of(&snap)).unwrap();
+        ensure(&backend, &keys, &Series::of(&snap)).unwrap();
+        assert_eq!(backend.list(PREFIX).unwrap().len(), 1, "once");
+        let found = problems(&read_all(&backend, &keys).unwrap(), &present, &keys, &LocalFile::default());
+        assert!(found.is_empty(), "{found:?}");
     }
 
     /// A record moved to another series' folder, or sealed with another

@@ -386,6 +386,7 @@ impl Repository {
             }
             dest.write_index(&index)?;
             let name = format!("snapshots/{sid}");
+            crate::heads::ensure(&*dest.backend, &dest.keys, &Series::of(&snap))?;
             dest.backend.put(&name, &self.backend.get(&name)?)?;
             dest.record(&sid, &snap)?;
             copied.push(sid);
@@ -770,6 +771,7 @@ impl Repository {
         let plain = serde_json::to_vec(&snap).map_err(|e| Error::Repository(e.to_string()))?;
         let data = self.keys.envelope("snapshot", &plain);
         let id = hex(&sha256(&data));
+        crate::heads::ensure(&*self.backend, &self.keys, &Series::of(&snap))?;
         self.backend.put(&format!("snapshots/{id}"), &data)?;
         // Then its series' record: a crash between the two leaves a
         // snapshot no record names, which is no rollback.
@@ -1265,6 +1267,14 @@ impl Repository {
                     }
                 }
             }
+        }
+        // Every pack the index names is there (without --read-data, by
+        // listing only).
+        let stored: std::collections::HashSet<String> =
+            self.backend.list("data/")?.into_iter().filter_map(|n| n.rsplit('/').next().map(str::to_string)).collect();
+        let indexed: std::collections::BTreeSet<&str> = self.index.values().map(|l| l.pack.as_str()).collect();
+        for pack in indexed.into_iter().filter(|p| !stored.contains(*p)) {
+            problems.push(format!("pack {pack} is missing from the repository"));
         }
         if read_data {
             let mut by_pack: HashMap<&str, Vec<&[u8; 32]>> = HashMap::new();

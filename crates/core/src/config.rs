@@ -427,7 +427,7 @@ impl Default for Limits {
 }
 
 /// Who may connect, and whose forwarding headers are believed.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IpPolicy {
     /// When not empty, only these networks may connect.
@@ -445,6 +445,43 @@ pub struct IpPolicy {
     /// X-Forwarded-For and PROXY protocol headers are trusted.
     #[serde(deserialize_with = "nets")]
     pub trusted_proxies: Vec<IpNet>,
+    /// IPv6 clients are counted by network of this prefix length for rate
+    /// limits, bans and per-client connection limits: one subscriber
+    /// usually holds a whole /64 and can rotate through it.
+    pub ipv6_prefix: u8,
+}
+
+impl Default for IpPolicy {
+    fn default() -> Self {
+        IpPolicy {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_files: Vec::new(),
+            deny_files: Vec::new(),
+            trusted_proxies: Vec::new(),
+            ipv6_prefix: IPV6_PREFIX_DEFAULT,
+        }
+    }
+}
+
+/// The usual IPv6 end-site assignment (RFC 6177 recommends /56, many
+/// providers hand out /64): a client rotating within it is one client.
+pub const IPV6_PREFIX_DEFAULT: u8 = 64;
+/// Shorter prefixes than a /32 (a whole provider's allocation) would lump
+/// unrelated customers together.
+pub const IPV6_PREFIX_MIN: u8 = 32;
+
+impl IpPolicy {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(IPV6_PREFIX_MIN..=128).contains(&self.ipv6_prefix) {
+            return Err(invalid(
+                "ip_policy.ipv6_prefix",
+                &self.ipv6_prefix.to_string(),
+                &format!("a prefix length from {IPV6_PREFIX_MIN} to 128"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A rate limit (GCRA): `rate` requests per `per`, with bursts of `burst`.
@@ -861,6 +898,7 @@ impl Config {
     /// sections, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_waf()?;
+        self.ip_policy.validate()?;
         self.validate_rest()
     }
 
@@ -1397,5 +1435,17 @@ mod tests {
         assert_eq!(nets.len(), 2);
         let e = parse_net_list("10.0.0.0/8\nnot-an-ip\n", "deny.txt").unwrap_err().to_string();
         assert!(e.starts_with("deny.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_prefix_defaults_to_64_and_is_bounded() {
+        assert_eq!(Config::from_toml("", "t.toml").unwrap().ip_policy.ipv6_prefix, 64);
+        let c = Config::from_toml("[ip_policy]\nipv6_prefix = 56\n", "t.toml").unwrap();
+        assert_eq!(c.ip_policy.ipv6_prefix, 56);
+        for bad in ["0", "31", "129"] {
+            let e =
+                Config::from_toml(&format!("[ip_policy]\nipv6_prefix = {bad}\n"), "t.toml").unwrap_err().to_string();
+            assert!(e.contains("ip_policy.ipv6_prefix") && e.contains("32 to 128"), "{e}");
+        }
     }
 }

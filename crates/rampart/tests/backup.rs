@@ -620,3 +620,98 @@ fn serve_runs_backups_and_drills_on_schedule_and_alerts() {
     c.args(["check", "--read-data", "--repo", local.to_str().unwrap()]);
     ok(c);
 }
+
+/// The review's rollback and file-mode findings, as a user meets them: a
+/// repository readable by its owner only; the newest snapshot deleted
+/// makes `check` (with and without --read-data), `restore latest` and
+/// `drill` exit 4 naming it, while an id still restores; the whole
+/// repository put back to an earlier copy is caught by this client's own
+/// record; a deleted pack makes restore exit 4 (not 1).
+#[test]
+fn backup_rollback_deleted_snapshots_and_packs_exit_4() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"old\n").unwrap();
+    let repo = dir.path().join("repo");
+    let data_dir = dir.path().join("data");
+    let run = |args: &[&str]| {
+        let mut c = backup_cmd(&data_dir);
+        c.args(args).arg("--repo").arg(&repo);
+        c.output().unwrap()
+    };
+    let run_ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run_ok(&["init"]);
+    run_ok(&["run", src.to_str().unwrap()]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&repo), 0o700);
+    let key = std::fs::read_dir(repo.join("keys")).unwrap().next().unwrap().unwrap().path();
+    assert_eq!((mode(&repo.join("keys")), mode(&key), mode(&repo.join("config"))), (0o700, 0o600, 0o600));
+    let saved = dir.path().join("saved");
+    assert!(Command::new("cp").arg("-a").arg(&repo).arg(&saved).status().unwrap().success());
+    std::fs::write(src.join("a.txt"), b"new\n").unwrap();
+    run_ok(&["run", src.to_str().unwrap()]);
+    let list: serde_json::Value = serde_json::from_str(&run_ok(&["snapshots", "--json"])).unwrap();
+    let ids: Vec<String> = list.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let (old, newest) = (&ids[0], &ids[1]);
+    run_ok(&["check"]);
+
+    // The newest snapshot deleted.
+    let snapshot = repo.join("snapshots").join(newest);
+    let kept = std::fs::read(&snapshot).unwrap();
+    std::fs::remove_file(&snapshot).unwrap();
+    for args in [&["check"][..], &["check", "--read-data"], &["drill"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(newest.as_str()), "{args:?}: {out:?}");
+    }
+    let target = dir.path().join("latest");
+    let out = run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`latest` is refused"), "{out:?}");
+    assert!(!target.join("src").exists(), "nothing restored");
+    let by_id = dir.path().join("by-id");
+    run_ok(&["restore", old, "--target", by_id.to_str().unwrap()]);
+    assert_eq!(std::fs::read(by_id.join("src/a.txt")).unwrap(), b"old\n");
+    std::fs::write(&snapshot, &kept).unwrap();
+    run_ok(&["check"]);
+
+    // The whole repository put back to the earlier copy, records and
+    // all: this client saw further.
+    std::fs::remove_dir_all(&repo).unwrap();
+    assert!(Command::new("cp").arg("-a").arg(&saved).arg(&repo).status().unwrap().success());
+    let out = run(&["check"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rolled back"), "{out:?}");
+    let out = run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // Another client (data directory) has no such memory.
+    let fresh = dir.path().join("fresh-data");
+    let out = backup_cmd(&fresh).args(["check", "--repo"]).arg(&repo).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // A deleted pack: restore by id exits 4, naming it.
+    let pack = std::fs::read_dir(repo.join("data"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    std::fs::remove_file(&pack).unwrap();
+    let out = backup_cmd(&fresh)
+        .args(["restore", old, "--repo"])
+        .arg(&repo)
+        .arg("--target")
+        .arg(dir.path().join("no-pack"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&name), "{out:?}");
+}

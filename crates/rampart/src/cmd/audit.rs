@@ -28,8 +28,26 @@ pub struct AuditArgs {
 #[derive(Subcommand)]
 enum Action {
     /// Rebuild the tree from the segments and check every signed head
+    ///
+    /// Checks every record, signed tree head and segment header signature
+    /// with keys/signing.pub, and that the log extends the head its writer
+    /// saved last (DATA_DIR/audit/head.json): an event altered, removed,
+    /// inserted or moved, a segment removed, swapped or cut, the newest
+    /// segments or the whole log removed, all fail.
+    ///
+    /// Without --head it cannot tell the data directory's own history
+    /// apart from a forgery made with it: someone who can write the data
+    /// directory can put back an older copy of the whole log with its
+    /// head.json, and the holder of keys/signing.key can rewrite and
+    /// re-sign everything. A head exported earlier with `audit checkpoint`
+    /// and kept elsewhere catches both: pass it with --head.
+    ///
+    /// Exit status: 0 the log verifies, 1 no log or a bad argument, 4
+    /// verification failed (the first failure, with segment, record and
+    /// byte offset).
     Verify {
-        /// Also check that the log extends this exported head
+        /// Also check that the log extends this exported head (kept
+        /// elsewhere: the only check against a rolled-back data directory)
         #[arg(long, value_name = "FILE")]
         head: Option<PathBuf>,
         /// Print the report as JSON
@@ -113,7 +131,9 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, CliError> {
             dir.display()
         )));
     }
-    let keys = Keys::load_or_create(&dir).map_err(|e| CliError::Other(e.to_string()))?;
+    // Loaded, never created here: a command that checks the log must not
+    // replace a key that is missing.
+    let keys = Keys::load(&dir).map_err(|e| CliError::Other(e.to_string()))?;
     let log = Log { data_dir, dir, keys };
     match args.action {
         Action::Verify { head, json } => verify_cmd(&log, head.as_deref(), json),
@@ -131,7 +151,15 @@ fn tampered(f: verify::Failure) -> CliError {
 }
 
 fn verify_cmd(log: &Log, head: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
-    let public = log.keys.public_key();
+    // The published public key, not the one derived from the private key:
+    // what a verifier elsewhere would use (the library checks it is usable
+    // and that it is the private key's).
+    let public = rampart_audit::keys::read_public_key(&log.dir).ok_or_else(|| {
+        CliError::Tampered(format!(
+            "verification failed: {}: missing or not a hex Ed25519 public key",
+            log.dir.join("keys/signing.pub").display()
+        ))
+    })?;
     let mut leaves = Vec::new();
     let start = std::time::Instant::now();
     let report = verify::verify(&log.dir, Some(&log.keys), &public, Some(&mut leaves)).map_err(tampered)?;
@@ -140,11 +168,13 @@ fn verify_cmd(log: &Log, head: Option<&Path>, json: bool) -> Result<ExitCode, Cl
         verify::check_exported(&log.dir, &exported.head, &public, &report, &leaves).map_err(tampered)?;
     }
     let secs = start.elapsed().as_secs_f64();
+    let saved_size = report.saved_head.as_ref().map_or(0, |h| h.tree_size);
     if json {
         println!(
             "{}",
             json!({"ok": true, "segments": report.segments, "events": report.events, "signed_heads": report.heads,
-                   "tree_size": report.tree_size, "root": to_hex(&report.root), "retention_base": report.base_size, "seconds": secs})
+                   "tree_size": report.tree_size, "root": to_hex(&report.root), "retention_base": report.base_size,
+                   "saved_head_size": saved_size, "exported_head_checked": head.is_some(), "seconds": secs})
         );
     } else {
         println!(
@@ -165,6 +195,14 @@ fn verify_cmd(log: &Log, head: Option<&Path>, json: bool) -> Result<ExitCode, Cl
                 "note: the last {} events are not yet covered by a signed head",
                 report.tree_size - report.last_head.map_or(0, |h| h.tree_size)
             );
+        }
+        match head {
+            Some(h) => println!("the log extends the exported head in {}", h.display()),
+            None => println!(
+                "checked against the head saved in the data directory (tree size {saved_size}); a rollback of the \
+                 whole data directory, or a log re-signed with its own signing key, needs an exported head: \
+                 `rampart audit verify --head FILE`"
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -261,6 +299,11 @@ fn check_proof(proof: &Path, head: &Path, old_head: Option<&Path>) -> Result<Exi
     let p: Value = serde_json::from_slice(&text).map_err(|e| CliError::Other(format!("{}: {e}", proof.display())))?;
     let head = read_head(head)?;
     let public = from_hex::<32>(&head.public_key).ok_or_else(|| CliError::Other("bad public key in head".into()))?;
+    if !rampart_audit::keys::is_usable_public_key(&public) {
+        return Err(CliError::Tampered(
+            "the head's public key is all zero or of small order: it proves nothing".into(),
+        ));
+    }
     if !head.head.verify(&public) {
         return Err(CliError::Tampered("the head's signature is invalid".into()));
     }
@@ -314,10 +357,12 @@ fn record_read(log: &Log, what: &str, query: &str) {
                 SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
                 std::process::id()
             );
-            let tmp = log.dir.join("inbox").join(format!("{name}.tmp"));
-            if std::fs::write(&tmp, event.to_json().to_string()).is_ok() {
-                let _ = std::fs::rename(&tmp, log.dir.join("inbox").join(name));
-            }
+            // Written to a temporary name with mode 0600, then renamed: the
+            // writer only takes `.json` files, whole.
+            let _ = rampart_audit::keys::write_private(
+                &log.dir.join("inbox").join(name),
+                event.to_json().to_string().as_bytes(),
+            );
         }
     }
 }

@@ -57,6 +57,15 @@ fn age_s(snap: &Snapshot) -> u64 {
 /// Drills the latest snapshot of `r` that `select` accepts (into
 /// `scratch`, else a private temporary directory removed afterwards).
 pub fn run(r: &Repository, scratch: Option<PathBuf>, select: impl Fn(&Snapshot) -> bool) -> Result<Report, CliError> {
+    // The latest snapshot must be the latest written: not after a deletion
+    // or a rollback (docs/backup-format.md, "Heads: rollback and deletion").
+    let problems = r.verify_heads().map_err(super::fail)?;
+    if !problems.is_empty() {
+        return Err(CliError::Tampered(format!(
+            "no drill: the latest snapshot here may not be the latest written: {}",
+            problems.join("; ")
+        )));
+    }
     let (id, snap) = r
         .snapshots()
         .map_err(super::fail)?

@@ -4,6 +4,8 @@
 //! `rampart serve`; each target's outcome is an audit event, and a target
 //! that fails never keeps the others from their snapshot.
 
+use std::path::Path;
+
 use rampart_backup::repo::{KeepPolicy, Repository};
 use rampart_core::config::{BackupJob, Keep};
 use rampart_core::{Event, Outcome};
@@ -29,24 +31,28 @@ impl JobOutcome {
     }
 }
 
-fn open(target: &str, password: &[u8]) -> Result<Repository, CliError> {
+fn open(target: &str, password: &[u8], data_dir: &Path) -> Result<Repository, CliError> {
     let backend = rampart_backup::backend::open(target).map_err(super::fail)?;
-    Repository::open(backend, password).map_err(super::fail)
+    let mut r = Repository::open(backend, password).map_err(super::fail)?;
+    r.set_state_dir(&super::state_dir(data_dir));
+    Ok(r)
 }
 
 /// Backs the job's source up into every target (and, with `retention`,
-/// applies the job's `keep` policy afterwards).
+/// applies the job's `keep` policy afterwards). `data_dir` keeps this
+/// client's record of each target's newest snapshots.
 pub fn backup(
     name: &str,
     job: &BackupJob,
     password: &Zeroizing<Vec<u8>>,
     retention: bool,
+    data_dir: &Path,
     record: &dyn Fn(Event),
 ) -> JobOutcome {
     let mut outcomes = Vec::new();
     for target in &job.targets {
         let result: Result<String, CliError> = (|| {
-            let mut r = open(target, password)?;
+            let mut r = open(target, password, data_dir)?;
             r.set_excludes(&job.exclude).map_err(super::fail)?;
             let (id, snap) = if let Some(db) = &job.postgres {
                 super::sources::postgres(&mut r, db, &job.tags)?
@@ -68,6 +74,9 @@ pub fn backup(
                     ));
                 }
             }
+            for w in r.take_warnings() {
+                text.push_str(&format!("; warning: {w}"));
+            }
             Ok(text)
         })();
         let event = Event::new("file", "backup-run")
@@ -83,10 +92,16 @@ pub fn backup(
 }
 
 /// Drills the latest snapshot in every target of the job.
-pub fn drill(name: &str, job: &BackupJob, password: &Zeroizing<Vec<u8>>, record: &dyn Fn(Event)) -> JobOutcome {
+pub fn drill(
+    name: &str,
+    job: &BackupJob,
+    password: &Zeroizing<Vec<u8>>,
+    data_dir: &Path,
+    record: &dyn Fn(Event),
+) -> JobOutcome {
     let mut outcomes = Vec::new();
     for target in &job.targets {
-        let result = open(target, password).and_then(|r| super::drill::run(&r, None, |s| of_job(job, s)));
+        let result = open(target, password, data_dir).and_then(|r| super::drill::run(&r, None, |s| of_job(job, s)));
         let event = Event::new("file", "backup-drill")
             .label("backup.job", name.to_string())
             .label("backup.repository", target.clone());

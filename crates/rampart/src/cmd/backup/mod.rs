@@ -30,7 +30,8 @@ use super::{CliError, ConfigArgs};
 /// Encrypted, deduplicated backups.
 ///
 /// Exit status: 0 done, 1 failed (the message says why), 4 the repository
-/// is damaged (check names the pack).
+/// is damaged (check names the pack), has lost snapshots or was rolled back
+/// (check names the snapshot or series; restore latest and drill refuse).
 #[derive(Args)]
 pub struct BackupArgs {
     #[command(subcommand)]
@@ -175,7 +176,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
     // Every operation, and every failure, is an audit event.
     let data_dir = config.data_dir();
     let operation = args.action.name();
-    let result = password(args.password_file.as_deref(), &config).and_then(|pw| execute(args, &repo, &pw));
+    let result = password(args.password_file.as_deref(), &config).and_then(|pw| execute(args, &repo, &pw, &data_dir));
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     let mut event = rampart_core::Event::new("file", format!("backup-{operation}"))
         .label("backup.repository", repo.clone())
@@ -211,19 +212,44 @@ fn fail(e: rampart_backup::Error) -> CliError {
     match e {
         rampart_backup::Error::Damaged(_)
         | rampart_backup::Error::MissingBlob(_)
-        | rampart_backup::Error::MissingPack(_) => CliError::Tampered(e.to_string()),
+        | rampart_backup::Error::MissingPack(_)
+        | rampart_backup::Error::Rollback(_) => CliError::Tampered(e.to_string()),
         e => CliError::Other(e.to_string()),
     }
 }
 
-/// Opens the repository at `location`.
-fn open(location: &str, password: &[u8]) -> Result<Repository, CliError> {
-    Repository::open(rampart_backup::backend::open(location).map_err(fail)?, password).map_err(fail)
+/// Where this client keeps its record of the newest snapshots it wrote or
+/// saw in each repository (docs/backup-format.md, "Heads: rollback and
+/// deletion").
+pub fn state_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("backup-heads")
+}
+
+/// Opens the repository at `location`, with this client's record of it
+/// kept under `data_dir`.
+fn open(location: &str, password: &[u8], data_dir: &Path) -> Result<Repository, CliError> {
+    let mut r = Repository::open(rampart_backup::backend::open(location).map_err(fail)?, password).map_err(fail)?;
+    r.set_state_dir(&state_dir(data_dir));
+    Ok(r)
+}
+
+/// Prints what went wrong without stopping the work.
+fn print_warnings(r: &Repository) {
+    for w in r.take_warnings() {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// Runs the command; on success, a one-line summary for the audit event.
-fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> Result<(ExitCode, String), CliError> {
-    let backend = rampart_backup::backend::open(location).map_err(fail)?;
+fn execute(
+    args: BackupArgs,
+    location: &str,
+    password: &Zeroizing<Vec<u8>>,
+    data_dir: &Path,
+) -> Result<(ExitCode, String), CliError> {
+    let backend = || rampart_backup::backend::open(location).map_err(fail);
+    let open_here = || open(location, password, data_dir);
+    let open_other = |location: &str| open(location, password, data_dir);
     let json = args.json;
     // Prints the text for people, or the value with --json.
     let say = |text: &str, value: serde_json::Value| {
@@ -236,22 +262,23 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
     let summary;
     match args.action {
         Action::Copy { to } => {
-            let r = Repository::open(backend, password).map_err(fail)?;
-            let mut dest = open(&to, password)?;
+            let r = open_here()?;
+            let mut dest = open_other(&to)?;
             let copied = r.copy_to(&mut dest).map_err(fail)?;
+            print_warnings(&dest);
             summary = format!("copied {} snapshot(s) to {to}", copied.len());
             say(&summary, serde_json::json!({"copied": copied, "to": to}));
         }
         Action::Repair { from } => {
-            let r = Repository::open(backend, password).map_err(fail)?;
-            let other = open(&from, password)?;
+            let r = open_here()?;
+            let other = open_other(&from)?;
             let repaired = r.repair_from(&other).map_err(fail)?;
             summary = format!("repaired {} pack(s) from {from}: {}", repaired.len(), repaired.join(" "));
             say(&summary, serde_json::json!({"repaired": repaired, "from": from}));
         }
         Action::Init { from_repo: Some(from) } => {
-            let src = open(&from, password)?;
-            let r = Repository::init_copy_of(backend, password, &src).map_err(fail)?;
+            let src = open_other(&from)?;
+            let r = Repository::init_copy_of(backend()?, password, &src).map_err(fail)?;
             summary = format!("created repository {} (a copy of {from})", r.config().id);
             say(
                 &format!("{summary} at {location}"),
@@ -259,7 +286,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             );
         }
         Action::Init { from_repo: None } => {
-            let r = Repository::init(backend, password).map_err(fail)?;
+            let r = Repository::init(backend()?, password).map_err(fail)?;
             summary = format!("created repository {}", r.config().id);
             say(
                 &format!("{summary} at {location}"),
@@ -267,7 +294,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             );
         }
         Action::Run { paths, postgres, stdin, sqlite, tag, exclude, job: _ } => {
-            let mut r = Repository::open(backend, password).map_err(fail)?;
+            let mut r = open_here()?;
             r.set_excludes(&exclude).map_err(fail)?;
             if let Some(p) = progress::line("backed up", None) {
                 r.set_progress(p);
@@ -283,6 +310,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
                 r.backup(&paths, &tag).map_err(fail)?
             };
             progress::clear();
+            print_warnings(&r);
             let s = &snap.summary;
             summary = format!("snapshot {id}: {} files, {} bytes, {} new bytes", s.files, s.bytes, s.new_bytes);
             if args.json {
@@ -302,7 +330,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             }
         }
         Action::Snapshots => {
-            let r = Repository::open(backend, password).map_err(fail)?;
+            let r = open_here()?;
             let all = r.snapshots().map_err(fail)?;
             summary = format!("{} snapshots listed", all.len());
             if args.json {
@@ -319,7 +347,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             }
         }
         Action::Restore { snapshot, target, include } => {
-            let mut r = Repository::open(backend, password).map_err(fail)?;
+            let mut r = open_here()?;
             let total = r.snapshot(&snapshot).ok().map(|(_, s)| s.summary.bytes);
             if let Some(p) = progress::line("restored", total) {
                 r.set_progress(p);
@@ -327,6 +355,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             let start = Instant::now();
             let done = r.restore_selected(&snapshot, &target, &include);
             progress::clear();
+            print_warnings(&r);
             let done = done.map_err(fail)?;
             summary = format!(
                 "snapshot {snapshot} restored to {}: {} files, {} bytes",
@@ -348,7 +377,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             );
         }
         Action::Forget { keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, prune } => {
-            let mut r = Repository::open(backend, password).map_err(fail)?;
+            let mut r = open_here()?;
             let policy = rampart_backup::repo::KeepPolicy {
                 last: keep_last,
                 hourly: keep_hourly,
@@ -358,6 +387,7 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
                 yearly: keep_yearly,
             };
             let removed = r.forget(&policy).map_err(fail)?;
+            print_warnings(&r);
             let mut text = format!("removed {} snapshot(s)", removed.len());
             let mut value = serde_json::json!({"removed": removed});
             if prune {
@@ -369,20 +399,21 @@ fn execute(args: BackupArgs, location: &str, password: &Zeroizing<Vec<u8>>) -> R
             summary = format!("removed snapshots: {}", removed.join(" "));
         }
         Action::Prune => {
-            let mut r = Repository::open(backend, password).map_err(fail)?;
+            let mut r = open_here()?;
             let p = r.prune().map_err(fail)?;
             summary = prune_text(&p);
             say(&summary, prune_json(&p));
         }
         Action::Drill { scratch, job: _ } => {
-            let r = Repository::open(backend, password).map_err(fail)?;
+            let r = open_here()?;
             let report = drill::run(&r, scratch, |_| true)?;
             say(&report.text(), serde_json::to_value(&report).unwrap_or_default());
             summary = serde_json::to_string(&report).unwrap_or_default();
         }
         Action::Check { read_data } => {
-            let r = Repository::open(backend, password).map_err(fail)?;
+            let r = open_here()?;
             let problems = r.check(read_data).map_err(fail)?;
+            print_warnings(&r);
             if json {
                 println!("{}", serde_json::json!({"read_data": read_data, "problems": problems}));
             }
@@ -457,9 +488,9 @@ fn run_job(args: &BackupArgs, config: &rampart_core::Config, name: &str, task: &
     let data_dir = config.data_dir();
     let record = |e| super::record_event(&data_dir, e);
     let outcome = if task == "drill" {
-        job::drill(name, job, &password, &record)
+        job::drill(name, job, &password, &data_dir, &record)
     } else {
-        job::backup(name, job, &password, false, &record)
+        job::backup(name, job, &password, false, &data_dir, &record)
     };
     for t in &outcome.0 {
         match (&t.result, args.json) {

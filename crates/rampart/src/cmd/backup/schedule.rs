@@ -228,9 +228,9 @@ fn run_task(config: &Config, name: &str, job: &BackupJob, task: &str, record: &R
     };
     let forward = |e: Event| record(e);
     let outcome = if task == "backup" {
-        super::job::backup(name, job, &password, true, &forward)
+        super::job::backup(name, job, &password, true, &config.data_dir(), &forward)
     } else {
-        super::job::drill(name, job, &password, &forward)
+        super::job::drill(name, job, &password, &config.data_dir(), &forward)
     };
     let failures = outcome.failures();
     if failures.is_empty() {
