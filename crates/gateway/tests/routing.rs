@@ -229,3 +229,91 @@ async fn client_claims_are_dropped_and_duplicate_hosts_refused() {
         assert_eq!(status_of(&raw(g.http(), req.as_bytes(), Duration::from_secs(2)).await), 400);
     }
 }
+
+/// A backend that answers with the path it will route on: Python's WSGI
+/// reference server (PATH_INFO, percent-decoded as every WSGI server
+/// does) or Node's WHATWG URL parser (backslashes, dot segments), started
+/// as a child process; returns its address and the process.
+fn start_backend(kind: &str) -> (String, std::process::Child) {
+    use std::io::BufRead;
+    let (program, script) = match kind {
+        "wsgi" => (
+            "python3",
+            "import sys\n\
+             from wsgiref.simple_server import make_server, WSGIRequestHandler\n\
+             class Quiet(WSGIRequestHandler):\n    def log_message(self, *a): pass\n\
+             def app(env, start):\n    start('200 OK', [('Content-Type', 'text/plain')])\n    \
+             return [('SEEN ' + env['PATH_INFO']).encode('utf-8', 'surrogateescape')]\n\
+             s = make_server('127.0.0.1', 0, app, handler_class=Quiet)\n\
+             print(s.server_port, flush=True)\ns.serve_forever()\n",
+        ),
+        _ => (
+            "node",
+            "const http = require('http');\n\
+             const s = http.createServer((req, res) => {\n  let p;\n  \
+             try { p = decodeURIComponent(new URL(req.url, 'http://h').pathname); } catch (e) { p = '?'; }\n  \
+             res.end('SEEN ' + p);\n});\n\
+             s.listen(0, '127.0.0.1', () => console.log(s.address().port));\n",
+        ),
+    };
+    let flag = if program == "python3" { "-c" } else { "-e" };
+    let mut child = std::process::Command::new(program)
+        .args([flag, script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (format!("http://127.0.0.1:{}", line.trim()), child)
+}
+
+/// With `/admin` under CSRF checks and a lenient catch-all beside it, the
+/// tricks an outside review used to reach `/admin` at a real backend
+/// through the catch-all are refused: each is shown to reach the backend's
+/// `/admin` when sent to it directly, and through the gateway it meets
+/// `/admin`'s rules (403) or is refused as ambiguous (400).
+#[tokio::test]
+async fn paths_real_backends_read_as_admin_meet_the_admin_route() {
+    let tricks = [
+        "/admin;x",
+        "/admin..;/",
+        "/admin%2fx",
+        "/%2fadmin",
+        "/admin%3bx",
+        "/admin%20",
+        "/admin%09",
+        "/admin.",
+        "/admin\\x",
+        "/%c0%ae/admin",
+        "/admin%2Fdelete",
+        "/x/..%2fadmin",
+        "/x/%2e%2e/admin",
+    ];
+    for kind in ["wsgi", "node"] {
+        let (url, mut child) = start_backend(kind);
+        let extra = format!(
+            "[bans]\nenabled = false\n[upstreams.app]\naddresses = [\"{url}\"]\n\
+             [[routes]]\nname = \"admin\"\npath_prefix = \"/admin\"\nupstream = \"app\"\ncsrf = true\n\
+             [[routes]]\nname = \"rest\"\nupstream = \"app\"\n"
+        );
+        let g = gateway(&url, &extra).await;
+        let backend: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+        let evil = [("origin", "http://evil.example"), ("content-type", "application/x-www-form-urlencoded")];
+        let mut reached_admin = 0;
+        for p in tricks {
+            let req = format!("POST {p} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=1");
+            let direct = raw(backend, req.as_bytes(), Duration::from_secs(3)).await;
+            if direct.contains("SEEN /admin") {
+                reached_admin += 1;
+            }
+            let r = raw(g.http(), req.as_bytes(), Duration::from_secs(3)).await;
+            let status = status_of(&r);
+            assert!(matches!(status, 400 | 403), "{kind}: {p} escaped /admin's rules ({status}): {r}");
+        }
+        assert!(reached_admin >= 4, "{kind}: only {reached_admin} tricks reach /admin directly");
+        // Ordinary paths still go where they should.
+        let ok = request(g.http(), "POST", "/shop/cart", &evil, "a=1").await;
+        assert_eq!((ok.status, ok.body.as_str()), (200, "SEEN /shop/cart"));
+        let _ = child.kill();
+    }
+}
