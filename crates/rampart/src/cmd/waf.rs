@@ -49,14 +49,19 @@ enum Action {
         /// Print every failure, not just the count by rule
         #[arg(long, short)]
         verbose: bool,
+        /// How requests travel: http1 (the tests' bytes as they are), h2c
+        /// (HTTP/2 with prior knowledge) or h2 (HTTP/2 over TLS, as
+        /// browsers speak it)
+        #[arg(long, value_name = "PROTOCOL", default_value = "http1")]
+        protocol: crate::ftw::Protocol,
     },
 }
 
 pub fn run(args: WafArgs) -> Result<ExitCode, CliError> {
     match args.action {
         Action::Check { rules } => check(&rules),
-        Action::Test { rules, tests, overrides, rule, verbose } => {
-            test(&rules, &tests, overrides.as_deref(), rule, verbose)
+        Action::Test { rules, tests, overrides, rule, verbose, protocol } => {
+            test(&rules, &tests, overrides.as_deref(), rule, verbose, protocol)
         }
     }
 }
@@ -67,12 +72,13 @@ fn test(
     overrides: Option<&std::path::Path>,
     rule: Option<u64>,
     verbose: bool,
+    protocol: crate::ftw::Protocol,
 ) -> Result<ExitCode, CliError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Other(format!("cannot start the runtime: {e}")))?;
-    let s = rt.block_on(crate::ftw::run(rules, tests, overrides, rule)).map_err(CliError::Other)?;
+    let s = rt.block_on(crate::ftw::run(rules, tests, overrides, rule, protocol)).map_err(CliError::Other)?;
     if verbose {
         for f in &s.failed {
             println!("FAIL {f}");

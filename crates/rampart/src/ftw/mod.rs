@@ -5,8 +5,16 @@
 //! sends each test's request as raw bytes; reads the ids the WAF logged
 //! for that transaction (the log lines carry the transaction id, which the
 //! response's `X-Request-Id` names); and checks them against the test.
+//!
+//! Browsers speak HTTP/2, where the host travels in `:authority` and
+//! connection headers do not exist, so the same tests also run over
+//! HTTP/2 ([`Protocol::H2c`] with prior knowledge, [`Protocol::H2`] over
+//! TLS with ALPN): each test's request is rebuilt as an HTTP/2 request
+//! (its `Host` as the authority). Tests that cannot be said in HTTP/2
+//! (raw encoded requests, HTTP/1.0, targets that are no URI) are skipped.
 
 pub mod format;
+mod h2;
 pub mod reflect;
 
 use std::collections::BTreeMap;
@@ -34,6 +42,29 @@ pub struct Summary {
     pub overridden: usize,
 }
 
+/// How the tests' requests travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, the request's bytes as the test has them.
+    Http1,
+    /// HTTP/2 over plain TCP, prior knowledge (h2c).
+    H2c,
+    /// HTTP/2 over TLS, negotiated with ALPN as browsers do.
+    H2,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http1" | "http/1.1" => Ok(Protocol::Http1),
+            "h2c" => Ok(Protocol::H2c),
+            "h2" => Ok(Protocol::H2),
+            _ => Err(format!("{s:?}: expected http1, h2c or h2")),
+        }
+    }
+}
+
 /// The settings the CRS project's own test setup uses (its README).
 const TEST_SETTINGS: &str = "SecAction \"id:9900001,phase:1,nolog,pass,t:none,\
 setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,\
@@ -42,7 +73,13 @@ setvar:tx.combined_file_sizes=65535\"\n";
 
 /// Runs every test under `tests` against `rules`; `only` limits the run
 /// to one rule's tests.
-pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Option<u64>) -> Result<Summary, String> {
+pub async fn run(
+    rules: &Path,
+    tests: &Path,
+    overrides: Option<&Path>,
+    only: Option<u64>,
+    protocol: Protocol,
+) -> Result<Summary, String> {
     let overrides = match overrides {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -55,9 +92,10 @@ pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Opt
     let backend = reflect::start().await.map_err(|e| format!("backend: {e}"))?;
     let settings = dir.join("ftw-settings.conf");
     std::fs::write(&settings, TEST_SETTINGS).map_err(|e| e.to_string())?;
+    let https = if protocol == Protocol::H2 { "127.0.0.1:0" } else { "" };
     let text = format!(
         "data_dir = {dir:?}\n\
-         [listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"\"\nadmin = \"\"\n\
+         [listen]\nhttp = \"127.0.0.1:0\"\nhttps = {https:?}\nadmin = \"\"\n\
          [limits]\nmax_uri_bytes = 65536\nmax_header_bytes = 65536\nmax_headers = 512\nmax_body_bytes = 67108864\n\
          [bans]\nenabled = false\nprobe_paths = []\nscanner_user_agents = []\n\
          [access_log]\nenabled = false\n\
@@ -70,6 +108,15 @@ pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Opt
     let audit = rampart_audit::AuditLog::open(&dir).map_err(|e| e.to_string())?;
     let gateway = Gateway::start(Options::new(config, audit)).await.map_err(|e| e.to_string())?;
     let addr = gateway.http_addr().ok_or("the gateway has no HTTP listener")?;
+    let client = match protocol {
+        Protocol::Http1 => Client::Http1(addr),
+        Protocol::H2c => Client::H2c(addr),
+        Protocol::H2 => {
+            let tls_addr = gateway.https_addr().ok_or("the gateway has no HTTPS listener")?;
+            let pem = std::fs::read(dir.join("tls/self-signed.crt")).map_err(|e| format!("gateway certificate: {e}"))?;
+            Client::H2(tls_addr, h2::tls_config(&pem)?)
+        }
+    };
     let mut log = LogTail { path: dir.join("waf.log"), offset: 0 };
 
     let mut summary = Summary::default();
@@ -101,7 +148,13 @@ pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Opt
             let mut failure = None;
             for stage in &test.stages {
                 let expected = replaced.and_then(|o| o.output.clone()).unwrap_or_else(|| stage.output.clone());
-                let got = send(addr, &stage.input).await;
+                let got = match client.send(&stage.input).await {
+                    Sent::Reply(r) => r,
+                    Sent::Inexpressible => {
+                        failure = Some(SKIP.to_string());
+                        break;
+                    }
+                };
                 let lines = match &got {
                     Ok(r) => r.request_id.as_deref().map(|id| log.lines_of(id)).unwrap_or_default(),
                     Err(_) => String::new(),
@@ -113,6 +166,7 @@ pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Opt
             }
             match failure {
                 None => summary.passed += 1,
+                Some(why) if why == SKIP => summary.skipped += 1,
                 Some(why) => summary.failed.push(format!("{name}: {why}")),
             }
         }
@@ -120,6 +174,39 @@ pub async fn run(rules: &Path, tests: &Path, overrides: Option<&Path>, only: Opt
     gateway.shutdown(Duration::from_secs(1)).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(summary)
+}
+
+/// A test whose request the protocol cannot carry.
+const SKIP: &str = "\0skip";
+
+/// Where and how requests go.
+enum Client {
+    Http1(SocketAddr),
+    H2c(SocketAddr),
+    H2(SocketAddr, std::sync::Arc<rustls::ClientConfig>),
+}
+
+/// What sending a test's request gave.
+enum Sent {
+    Reply(Result<Reply, String>),
+    /// The request cannot be said in this protocol.
+    Inexpressible,
+}
+
+impl Client {
+    async fn send(&self, input: &Input) -> Sent {
+        match self {
+            Client::Http1(addr) => Sent::Reply(send(*addr, input).await),
+            Client::H2c(addr) => match h2::request(input) {
+                Some(req) => Sent::Reply(h2::send_plain(*addr, req).await),
+                None => Sent::Inexpressible,
+            },
+            Client::H2(addr, tls) => match h2::request(input) {
+                Some(req) => Sent::Reply(h2::send_tls(*addr, tls.clone(), req).await),
+                None => Sent::Inexpressible,
+            },
+        }
+    }
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {
@@ -174,9 +261,9 @@ impl LogTail {
 }
 
 /// What came back for one request.
-struct Reply {
-    status: u16,
-    request_id: Option<String>,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) request_id: Option<String>,
 }
 
 /// The request of `input` as bytes, as go-ftw sends it: with
@@ -220,7 +307,7 @@ pub fn raw_request(input: &Input) -> Vec<u8> {
 }
 
 /// go-ftw's templates in `data`: `{{ "x" | repeat N }}` is `x` N times.
-fn render(data: &str) -> String {
+pub(crate) fn render(data: &str) -> String {
     let mut out = String::with_capacity(data.len());
     let mut rest = data;
     while let Some(start) = rest.find("{{") {
@@ -242,7 +329,7 @@ fn render(data: &str) -> String {
     out
 }
 
-fn yaml_text(v: &serde_yaml::Value) -> String {
+pub(crate) fn yaml_text(v: &serde_yaml::Value) -> String {
     match v {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Number(n) => n.to_string(),
