@@ -434,7 +434,7 @@ impl Handler {
         host: &str,
         https: bool,
     ) -> Result<&'r Route, (Reason, &'r str, Option<HeaderMap>)> {
-        if let Some(ban) = self.shared.bans.banned(client) {
+        if let Some(ban) = self.shared.bans.banned(client, &rt.bans) {
             let secs = ban.until_ms.saturating_sub(crate::stage::bans::now_ms()).div_ceil(1000);
             let mut h = HeaderMap::new();
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -144,7 +144,7 @@ async fn connection(
     // A trusted load balancer carries many clients on its connections: the
     // per-address cap would throttle all of them together.
     let per_ip = if rt.ip_policy.is_trusted(peer) { usize::MAX } else { limits.max_connections_per_ip };
-    let _slot = match shared.conns.acquire(peer, limits.max_connections, per_ip) {
+    let _slot = match shared.conns.acquire(peer, rt.config.ip_policy.ipv6_prefix, limits.max_connections, per_ip) {
         Ok(g) => g,
         Err(reason) => {
             if tls.is_none() {
