@@ -111,11 +111,11 @@ impl Handler {
         // Several X-Forwarded-For lines (a proxy that adds its own line
         // rather than appending) are one list, in order (RFC 9110 5.3).
         let forwarded_for = if trusted_peer { joined(&parts.headers, &X_FORWARDED_FOR) } else { None };
-        let client = if trusted_peer {
-            ip_policy::client_ip(self.conn.client, forwarded_for.as_deref().map(str::as_bytes), &rt.ip_policy)
-        } else {
-            self.conn.client
-        };
+        let forwarded = trusted_peer.then(|| {
+            let lines = parts.headers.get_all(&X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes);
+            ip_policy::client_ip(self.conn.client, lines, &rt.ip_policy)
+        });
+        let client = forwarded.and_then(Result::ok).unwrap_or(self.conn.client);
         let https = self.conn.tls
             || trusted_peer
                 && parts.headers.get(&X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
@@ -132,6 +132,9 @@ impl Handler {
         let (host, request_id) = (&facts.host, &facts.request_id);
         if let Some(reason) = host_error {
             return Ok(self.refuse(&rt, &facts, reason, "-", None).await);
+        }
+        if let Some(Err(_)) = forwarded {
+            return Ok(self.refuse(&rt, &facts, Reason::ForwardedForUnreadable, "-", None).await);
         }
 
         if rt.config.listen.redirect_https && !https {
