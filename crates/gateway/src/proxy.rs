@@ -420,7 +420,7 @@ impl Handler {
             event.path = Some(path.to_string());
             event.method = Some(facts.method.to_string());
             event.request_id = Some(facts.request_id.clone());
-            self.shared.event_gate.emit(&self.shared.audit, facts.client, event);
+            self.shared.event_gate.emit(&self.shared.audit, rt.ip_policy.client_key(facts.client), event);
         }
         if let Some(log) = &rt.waf.log {
             log.write(&lines);
@@ -678,7 +678,9 @@ impl Handler {
             Offense::Waf => rt.waf.ban_score,
             Offense::None => 0,
         };
-        if reason != Reason::Banned {
+        // A banned client's refusals are events too (through the gate: the
+        // first few one by one, the rest counted), never ban points.
+        {
             let mut event = Event::new("web", "request-rejected")
                 .outcome(Outcome::Failure)
                 .reason(reason.as_str())
@@ -690,7 +692,7 @@ impl Handler {
             event.method = Some(facts.method.to_string());
             event.request_id = Some(facts.request_id.clone());
             event.user_agent = facts.user_agent().map(str::to_string);
-            self.shared.event_gate.emit(&self.shared.audit, client, event);
+            self.shared.event_gate.emit(&self.shared.audit, rt.ip_policy.client_key(client), event);
             self.score(rt, client, points, reason.as_str()).await;
         }
         let text = format!(

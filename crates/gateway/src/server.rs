@@ -328,16 +328,16 @@ fn find<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'sta
 /// metric, event, ban points.
 fn refuse_connection(shared: &Shared, client: IpAddr, reason: Reason) {
     shared.metrics.rejection(reason);
+    let rt = shared.runtime.load();
     shared.event_gate.emit(
         &shared.audit,
-        client,
+        rt.ip_policy.client_key(client),
         Event::new("network", "connection-rejected")
             .outcome(Outcome::Failure)
             .reason(reason.as_str())
             .source_ip(client)
             .rule(format!("gateway.{}", reason.as_str()), "-"),
     );
-    let rt = shared.runtime.load();
     let points = match reason.offense() {
         crate::reject::Offense::Limit => rt.bans.config.limit_score,
         _ => 0,

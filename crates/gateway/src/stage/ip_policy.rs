@@ -20,6 +20,8 @@ pub struct IpPolicy {
     allow: NetSet,
     deny: NetSet,
     trusted: NetSet,
+    /// `ip_policy.ipv6_prefix`.
+    v6_prefix: u8,
 }
 
 impl IpPolicy {
@@ -31,6 +33,7 @@ impl IpPolicy {
             allow: NetSet::new(&allow),
             deny: NetSet::new(&deny),
             trusted: NetSet::new(&config.trusted_proxies),
+            v6_prefix: config.ipv6_prefix,
         })
     }
 
@@ -46,6 +49,13 @@ impl IpPolicy {
     /// Whether `ip` is a trusted proxy whose forwarding headers count.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.contains(ip)
+    }
+
+    /// What `ip` is counted as (its IPv6 network, see
+    /// [`client_key`](crate::netset::client_key)) where one client's
+    /// events or requests are budgeted.
+    pub fn client_key(&self, ip: IpAddr) -> IpAddr {
+        crate::netset::client_key(ip, self.v6_prefix)
     }
 
     /// Whether any proxy is trusted at all.
