@@ -650,6 +650,31 @@ mod tests {
         assert!(bans.banned("2001:db8:9::1".parse().unwrap(), &p128).is_some());
     }
 
+    /// Issue 10, point 8, with Redis: the score, the ban and the repeat
+    /// count are the network's there too.
+    #[tokio::test]
+    async fn an_ipv6_client_is_banned_by_its_network_in_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
+        let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+        let conn = redis::aio::ConnectionManager::new(client).await.expect("redis on 127.0.0.1:6379");
+        let prefix = format!("rampart-test:{:016x}:", fastrand::u64(..));
+        let redis = RedisBans::new(conn, &prefix);
+        let bans = BanList::new(audit, Arc::new(Metrics::default()), Some(redis));
+        let p = policy();
+        for i in 1..=5 {
+            bans.offend(format!("2001:db8:4:5::{i}").parse().unwrap(), 1, "test", &p).await;
+        }
+        let ban = bans.banned("2001:db8:4:5::99".parse().unwrap(), &p).expect("the /64 is banned");
+        assert_eq!(ban.ip, "2001:db8:4:5::".parse::<IpAddr>().unwrap());
+        let remote = bans.redis.as_ref().unwrap().all().await.unwrap();
+        assert_eq!(remote.iter().map(|b| b.ip).collect::<Vec<_>>(), vec![ban.ip]);
+        assert!(bans.unban("2001:db8:4:5::1234".parse().unwrap(), &p).await);
+        let again = bans.ban("2001:db8:4:5::7".parse().unwrap(), None, "t", &p).await.unwrap();
+        assert_eq!(again.count, 2, "the repeat count is the network's");
+        bans.unban(again.ip, &p).await;
+    }
+
     /// Issue 10, point 13: the repeat count is saved with the bans, so a
     /// restart does not reset the escalation.
     #[tokio::test]
