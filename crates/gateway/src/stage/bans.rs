@@ -293,7 +293,7 @@ impl BanList {
             .severity(5)
             .label("ban.duration_seconds", secs.to_string())
             .label("ban.count", ban.count.to_string());
-        if let IpAddr::V6(_) = ip {
+        if ip.is_ipv6() {
             event = event.label("ban.network", format!("{ip}/{}", policy.v6_prefix));
         }
         self.audit.emit(event);
