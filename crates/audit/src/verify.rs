@@ -389,7 +389,6 @@ pub fn verify_with(
         // to hand over a result are released by dropping the receiver
         // (with the results queued in it) before the scope joins them.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        drop(results);
         drop(pending);
         drop(rx);
         r

@@ -192,7 +192,7 @@ async fn bans(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody>
         }
         (Method::DELETE, rest) => match rest.trim_start_matches('/').parse::<IpAddr>() {
             Ok(ip) => {
-                if shared.bans.unban(ip).await {
+                if shared.bans.unban(ip, &rt.bans).await {
                     text(StatusCode::OK, "unbanned\n")
                 } else {
                     text(StatusCode::NOT_FOUND, "not banned\n")

@@ -1,8 +1,12 @@
 //! Keeps a flood of refusals from flooding the audit log: each client gets
 //! at most `PER_WINDOW` refusal events per `WINDOW`; the rest are counted
 //! and reported in one `request-rejected-suppressed` event when the
-//! window closes. Bans, reloads and other events are never held back, and
-//! metrics still count every refusal.
+//! window closes. Refusals of banned clients go through it too, so an
+//! auditor sees that a banned client kept trying. Bans, reloads and other
+//! events are never held back, and metrics still count every refusal.
+//!
+//! Callers pass the client's key (`IpPolicy::client_key`: an IPv6 client
+//! is its network), so rotating addresses does not buy more events.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

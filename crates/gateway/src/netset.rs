@@ -49,6 +49,22 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The key a client is counted by (rate limits, bans, connections per
+/// client): IPv4 addresses as they are, IPv6 addresses as the first
+/// address of their network of `v6_prefix` bits (`ip_policy.ipv6_prefix`),
+/// since one subscriber usually holds a whole /64 and can rotate through
+/// it. IPv4-mapped addresses count as IPv4 first.
+pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(a) => {
+            let keep = u32::from(v6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
 fn merge<T: Ord + Copy + num::One>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
     ranges.sort_unstable();
     let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
@@ -105,6 +121,20 @@ mod tests {
         assert!(s.contains("2001:db8:1::5".parse().unwrap()));
         assert!(!s.contains("2001:db9::".parse().unwrap()));
         assert!(s.contains("::ffff:10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn client_keys_group_ipv6_by_prefix_and_unmap_ipv4() {
+        let key = |s: &str, p| client_key(s.parse().unwrap(), p);
+        assert_eq!(key("2001:db8:1:2::1", 64), key("2001:db8:1:2:ffff:1:2:3", 64));
+        assert_eq!(key("2001:db8:1:2:ffff:1:2:3", 64), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
+        assert_eq!(key("2001:db8:1:2::1", 56), key("2001:db8:1:ff::1", 56));
+        assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));
+        assert_eq!(key("2001:db8::1", 0), "::".parse::<IpAddr>().unwrap());
+        assert_eq!(key("::ffff:192.0.2.1", 64), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(key("192.0.2.1", 64), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_ne!(key("192.0.2.1", 64), key("192.0.2.2", 64));
     }
 
     #[test]

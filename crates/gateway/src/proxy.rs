@@ -131,11 +131,11 @@ impl Handler {
         // Several X-Forwarded-For lines (a proxy that adds its own line
         // rather than appending) are one list, in order (RFC 9110 5.3).
         let forwarded_for = if trusted_peer { joined(&parts.headers, &X_FORWARDED_FOR) } else { None };
-        let client = if trusted_peer {
-            ip_policy::client_ip(self.conn.client, forwarded_for.as_deref().map(str::as_bytes), &rt.ip_policy)
-        } else {
-            self.conn.client
-        };
+        let forwarded = trusted_peer.then(|| {
+            let lines = parts.headers.get_all(&X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes);
+            ip_policy::client_ip(self.conn.client, lines, &rt.ip_policy)
+        });
+        let client = forwarded.and_then(Result::ok).unwrap_or(self.conn.client);
         let https = self.conn.tls
             || trusted_peer
                 && parts.headers.get(&X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
@@ -152,6 +152,9 @@ impl Handler {
         let (host, request_id) = (&facts.host, &facts.request_id);
         if let Some(reason) = host_error {
             return Ok(self.refuse(&rt, &facts, reason, "-", None).await);
+        }
+        if let Some(Err(_)) = forwarded {
+            return Ok(self.refuse(&rt, &facts, Reason::ForwardedForUnreadable, "-", None).await);
         }
 
         if rt.config.listen.redirect_https && !https {
@@ -437,7 +440,7 @@ impl Handler {
             event.path = Some(path.to_string());
             event.method = Some(facts.method.to_string());
             event.request_id = Some(facts.request_id.clone());
-            self.shared.event_gate.emit(&self.shared.audit, facts.client, event);
+            self.shared.event_gate.emit(&self.shared.audit, rt.ip_policy.client_key(facts.client), event);
         }
         if let Some(log) = &rt.waf.log {
             log.write(&lines);
@@ -454,7 +457,7 @@ impl Handler {
         host: &str,
         https: bool,
     ) -> Result<&'r Route, (Reason, &'r str, Option<HeaderMap>)> {
-        if let Some(ban) = self.shared.bans.banned(client) {
+        if let Some(ban) = self.shared.bans.banned(client, &rt.bans) {
             let secs = ban.until_ms.saturating_sub(crate::stage::bans::now_ms()).div_ceil(1000);
             let mut h = HeaderMap::new();
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -708,7 +711,9 @@ impl Handler {
             Offense::Waf => rt.waf.ban_score,
             Offense::None => 0,
         };
-        if reason != Reason::Banned {
+        // A banned client's refusals are events too (through the gate: the
+        // first few one by one, the rest counted), never ban points.
+        {
             let mut event = Event::new("web", "request-rejected")
                 .outcome(Outcome::Failure)
                 .reason(reason.as_str())
@@ -720,7 +725,7 @@ impl Handler {
             event.method = Some(facts.method.to_string());
             event.request_id = Some(facts.request_id.clone());
             event.user_agent = facts.user_agent().map(str::to_string);
-            self.shared.event_gate.emit(&self.shared.audit, client, event);
+            self.shared.event_gate.emit(&self.shared.audit, rt.ip_policy.client_key(client), event);
             self.score(rt, client, points, reason.as_str()).await;
         }
         let text = format!(

@@ -85,6 +85,9 @@ reasons! {
     BodyUnparseable = "body_unparseable", 400, Waf;
     /// The request carries more arguments than the WAF inspects.
     TooManyArguments = "too_many_arguments", 400, Waf;
+    /// A trusted proxy's X-Forwarded-For hop names no address, so the
+    /// client is unknown (not held against the proxy, which sent it).
+    ForwardedForUnreadable = "forwarded_for_unreadable", 400, None;
     /// The path is one backends read differently (invalid UTF-8 after
     /// decoding, control characters).
     AmbiguousPath = "ambiguous_path", 400, Limit;

@@ -123,8 +123,11 @@ impl Runtime {
             };
             pools.insert(name.clone(), pool);
         }
-        let limits: HashMap<&str, Arc<Limit>> =
-            config.rate_limits.iter().map(|(n, c)| (n.as_str(), Arc::new(Limit::build(n, c)))).collect();
+        let limits: HashMap<&str, Arc<Limit>> = config
+            .rate_limits
+            .iter()
+            .map(|(n, c)| (n.as_str(), Arc::new(Limit::build(n, c, config.ip_policy.ipv6_prefix))))
+            .collect();
         let mut routes = Vec::new();
         for (i, r) in config.routes.iter().enumerate() {
             let pool = pools.get(&r.upstream).cloned().ok_or_else(|| ConfigError::Invalid {
@@ -160,7 +163,7 @@ impl Runtime {
             routes,
             pools,
             ip_policy,
-            bans: BanPolicy::build(&config.bans),
+            bans: BanPolicy::build(&config.bans, config.ip_policy.ipv6_prefix),
             probes: Probes::build(&config.bans),
             request_limits: RequestLimits::build(&config.limits),
             limits: config.limits.clone(),

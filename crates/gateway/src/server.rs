@@ -144,7 +144,7 @@ async fn connection(
     // A trusted load balancer carries many clients on its connections: the
     // per-address cap would throttle all of them together.
     let per_ip = if rt.ip_policy.is_trusted(peer) { usize::MAX } else { limits.max_connections_per_ip };
-    let _slot = match shared.conns.acquire(peer, limits.max_connections, per_ip) {
+    let _slot = match shared.conns.acquire(peer, rt.config.ip_policy.ipv6_prefix, limits.max_connections, per_ip) {
         Ok(g) => g,
         Err(reason) => {
             if tls.is_none() {
@@ -328,16 +328,16 @@ fn find<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'sta
 /// metric, event, ban points.
 fn refuse_connection(shared: &Shared, client: IpAddr, reason: Reason) {
     shared.metrics.rejection(reason);
+    let rt = shared.runtime.load();
     shared.event_gate.emit(
         &shared.audit,
-        client,
+        rt.ip_policy.client_key(client),
         Event::new("network", "connection-rejected")
             .outcome(Outcome::Failure)
             .reason(reason.as_str())
             .source_ip(client)
             .rule(format!("gateway.{}", reason.as_str()), "-"),
     );
-    let rt = shared.runtime.load();
     let points = match reason.offense() {
         crate::reject::Offense::Limit => rt.bans.config.limit_score,
         _ => 0,

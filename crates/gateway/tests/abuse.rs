@@ -223,3 +223,33 @@ async fn bans_survive_a_restart_without_redis() {
     );
     assert_eq!(request_from("127.0.0.41", g.http(), "GET", "/", &[], "").await.status, 200);
 }
+
+/// Issue 10, point 17: a banned client's refusals leave events, the first
+/// ones one by one and the rest counted in the gate's summary.
+#[tokio::test]
+async fn a_banned_client_that_keeps_trying_is_seen_in_the_audit_log() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), "").await;
+    let auth = format!("Bearer {}", g.token());
+    let r = request(g.admin(), "POST", "/bans", &[("authorization", &auth)], r#"{"ip":"127.0.0.42","duration":"1h"}"#)
+        .await;
+    assert_eq!(r.status, 201);
+    let tries = rampart_gateway::event_gate::PER_WINDOW as usize + 5;
+    for _ in 0..tries {
+        assert_eq!(request_from("127.0.0.42", g.http(), "GET", "/", &[], "").await.status, 403);
+    }
+    let banned = g.events_with_reason("banned");
+    assert_eq!(banned.len(), rampart_gateway::event_gate::PER_WINDOW as usize, "the first refusals, one by one");
+    assert_eq!(banned[0]["source"]["ip"], "127.0.0.42");
+    assert_eq!(banned[0]["http"]["response"]["status_code"], 403);
+    // Once the window closes, the rest are reported in one summary.
+    tokio::time::sleep(Duration::from_millis(rampart_gateway::event_gate::WINDOW_MS + 100)).await;
+    let shared = g.gw.shared();
+    shared.event_gate.sweep(&shared.audit);
+    let summary = g
+        .events()
+        .into_iter()
+        .find(|e| e["event"]["action"] == "request-rejected-suppressed" && e["source"]["ip"] == "127.0.0.42")
+        .expect("a summary of the suppressed refusals");
+    assert_eq!(summary["labels"]["suppressed"], "5");
+}

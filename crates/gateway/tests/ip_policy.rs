@@ -120,3 +120,51 @@ async fn proxy_protocol_v1_and_v2_from_trusted_peers() {
     };
     assert_eq!(status_of(&resp), 400, "{resp}");
 }
+
+/// A trusted proxy in front, one rate limit of two requests per minute per
+/// client, no bans.
+const BEHIND_PROXY: &str = "[bans]\nenabled = false\n[ip_policy]\ntrusted_proxies = [\"127.0.0.14/32\"]\n\
+    [rate_limits.ip]\nrate = 1\nper = \"1m\"\nburst = 2\n\
+    [upstreams.app]\naddresses = [\"{UP}\"]\n[[routes]]\nname = \"app\"\nupstream = \"app\"\nrate_limits = [\"ip\"]\n";
+
+async fn via_proxy(g: &TestGateway, xff: &str) -> u16 {
+    request_from("127.0.0.14", g.http(), "GET", "/", &[("x-forwarded-for", xff)], "").await.status
+}
+
+/// Issue 10, point 16: hops with a port or brackets name their client (not
+/// the proxy, which would put every client in one bucket), and a hop that
+/// names nobody is refused with 400.
+#[tokio::test]
+async fn forwarded_for_hops_with_ports_name_their_client_and_junk_is_refused() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), BEHIND_PROXY).await;
+    for xff in ["198.51.100.1:5678", "198.51.100.1:5679", "[2001:db8::1]:443", "2001:db8::1", "001.002.003.004"] {
+        assert_eq!(via_proxy(&g, xff).await, 200, "{xff}");
+    }
+    assert_eq!(via_proxy(&g, "198.51.100.1").await, 429, "the client's own bucket is spent");
+    assert_eq!(via_proxy(&g, "1.2.3.4").await, 200, "001.002.003.004 is 1.2.3.4");
+    assert_eq!(via_proxy(&g, "198.51.100.2:1").await, 200, "another client has its own");
+    let seen = up.count();
+    for junk in ["garbage", "unknown", "1.2.3.4:99999", "198.51.100.3, 1.2.3"] {
+        assert_eq!(via_proxy(&g, junk).await, 400, "{junk}");
+    }
+    assert_eq!(up.count(), seen, "refused requests never reach the app");
+    let e = g.wait_event("forwarded_for_unreadable").await;
+    assert_eq!(e["source"]["ip"], "127.0.0.14");
+    assert_eq!(e["http"]["response"]["status_code"], 400);
+}
+
+/// Issue 10, point 8: IPv6 clients behind the proxy are counted by /64, and
+/// a mapped address is its IPv4 client.
+#[tokio::test]
+async fn ipv6_clients_share_a_bucket_with_their_64() {
+    let up = Upstream::start("a").await;
+    let g = gateway(&up.url(), BEHIND_PROXY).await;
+    assert_eq!(via_proxy(&g, "2001:db8:a:b::1").await, 200);
+    assert_eq!(via_proxy(&g, "2001:db8:a:b:ffff::2").await, 200);
+    assert_eq!(via_proxy(&g, "2001:db8:a:b::3").await, 429, "rotating within the /64 buys nothing");
+    assert_eq!(via_proxy(&g, "2001:db8:a:c::1").await, 200, "the next /64 is another client");
+    assert_eq!(via_proxy(&g, "192.0.2.60").await, 200);
+    assert_eq!(via_proxy(&g, "::ffff:192.0.2.60").await, 200);
+    assert_eq!(via_proxy(&g, "192.0.2.60").await, 429, "the mapped address counted as 192.0.2.60");
+}

@@ -8,6 +8,11 @@
 //! and request, in memory: the check is one atomic load when nobody is
 //! banned.
 //!
+//! A client is its address, except that IPv6 clients are their network of
+//! `ip_policy.ipv6_prefix` bits (see [`client_key`]): scores, bans and
+//! repeat counts belong to the whole /64, so rotating through its
+//! addresses does not escape them. A ban's `ip` is that key.
+//!
 //! With `redis.url`, scores, ban counts and bans live in Redis, changed by
 //! Lua scripts (so two replicas crossing the threshold together ban once),
 //! and each replica keeps its in-memory copy current through a pub/sub
@@ -25,13 +30,14 @@ use rampart_core::{Event, Kind, Outcome};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::netset::{canonical, NetSet};
+use crate::netset::{client_key, NetSet};
 use crate::stage::conn_limit::lock;
 
 /// A ban in force.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Ban {
-    /// The client.
+    /// The client: its address, or for IPv6 the first address of its
+    /// network of `ip_policy.ipv6_prefix` bits.
     pub ip: IpAddr,
     /// End of the ban, milliseconds since the Unix epoch.
     pub until_ms: u64,
@@ -47,12 +53,20 @@ pub struct BanPolicy {
     /// `[bans]` as configured.
     pub config: Config,
     exempt: NetSet,
+    /// `ip_policy.ipv6_prefix`: IPv6 clients are scored and banned by
+    /// network of this many bits.
+    v6_prefix: u8,
 }
 
 impl BanPolicy {
-    /// Compiles `[bans]`.
-    pub fn build(config: &Config) -> Self {
-        BanPolicy { config: config.clone(), exempt: NetSet::new(&config.exempt) }
+    /// Compiles `[bans]`; `v6_prefix` is `ip_policy.ipv6_prefix`.
+    pub fn build(config: &Config, v6_prefix: u8) -> Self {
+        BanPolicy { config: config.clone(), exempt: NetSet::new(&config.exempt), v6_prefix }
+    }
+
+    /// The key `ip` is scored and banned by.
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        client_key(ip, self.v6_prefix)
     }
 
     fn duration_for(&self, count: u32) -> Duration {
@@ -68,9 +82,29 @@ struct Score {
     window_end_ms: u64,
 }
 
+/// A client's past bans, for the repeat count. Kept in the bans file with
+/// the bans, so that a restart does not reset escalation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 struct History {
     bans: u32,
     last_ms: u64,
+}
+
+/// One client's [`History`] as the bans file stores it.
+#[derive(Serialize, serde::Deserialize)]
+struct SavedHistory {
+    ip: IpAddr,
+    #[serde(flatten)]
+    history: History,
+}
+
+/// The bans file: the bans in force and the repeat history. Files of
+/// earlier versions hold only the list of bans.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum SavedBans {
+    Current { bans: Vec<Ban>, history: Vec<SavedHistory> },
+    BansOnly(Vec<Ban>),
 }
 
 /// The bans of this gateway (and, with Redis, of all its replicas).
@@ -120,12 +154,17 @@ impl BanList {
         });
         if let Some(f) = &list.file {
             match std::fs::read(f) {
-                Ok(bytes) => match serde_json::from_slice::<Vec<Ban>>(&bytes) {
+                Ok(bytes) => match serde_json::from_slice::<SavedBans>(&bytes) {
                     Ok(saved) => {
+                        let (bans, history) = match saved {
+                            SavedBans::Current { bans, history } => (bans, history),
+                            SavedBans::BansOnly(bans) => (bans, Vec::new()),
+                        };
+                        *lock(&list.history) = history.into_iter().map(|h| (h.ip, h.history)).collect();
                         let now = now_ms();
-                        for b in saved.into_iter().filter(|b| b.until_ms > now) {
-                            list.insert(b);
-                        }
+                        let mut map = list.bans.write().unwrap_or_else(|p| p.into_inner());
+                        map.extend(bans.into_iter().filter(|b| b.until_ms > now).map(|b| (b.ip, b)));
+                        list.active.store(map.len(), Ordering::Release);
                     }
                     Err(e) => {
                         tracing::warn!(file = %f.display(), error = %e, "saved bans unreadable; starting without them")
@@ -140,23 +179,31 @@ impl BanList {
         list
     }
 
-    /// Writes the bans in force to the file (temporary file, then rename).
+    /// Writes the bans in force and the repeat history to the file
+    /// (temporary file, then rename).
     fn save(&self) {
         let Some(f) = &self.file else { return };
-        let json = serde_json::to_vec(&self.list()).unwrap_or_default();
+        let history =
+            lock(&self.history).iter().map(|(ip, h)| SavedHistory { ip: *ip, history: *h }).collect::<Vec<_>>();
+        let json = serde_json::to_vec(&SavedBans::Current { bans: self.list(), history }).unwrap_or_default();
         if let Err(e) = rampart_core::private_fs::write_atomic(f, &json) {
             tracing::warn!(file = %f.display(), error = %e, "cannot save bans");
         }
     }
 
-    /// The ban of `ip`, if one is in force.
-    pub fn banned(&self, ip: IpAddr) -> Option<Ban> {
+    /// The ban of `ip` (of its network, for IPv6), if one is in force.
+    pub fn banned(&self, ip: IpAddr, policy: &BanPolicy) -> Option<Ban> {
         if self.active.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let ip = canonical(ip);
-        let bans = self.bans.read().unwrap_or_else(|p| p.into_inner());
-        bans.get(&ip).filter(|b| b.until_ms > now_ms()).cloned()
+        let key = policy.key(ip);
+        let ban = {
+            let bans = self.bans.read().unwrap_or_else(|p| p.into_inner());
+            bans.get(&key).filter(|b| b.until_ms > now_ms()).cloned()
+        };
+        // An exempt address shares its network's key with others that are
+        // not: never banned all the same.
+        ban.filter(|_| !policy.exempt.contains(ip))
     }
 
     /// Every ban in force.
@@ -172,23 +219,23 @@ impl BanList {
     /// reaches the threshold.
     pub async fn offend(&self, ip: IpAddr, points: u32, why: &str, policy: &BanPolicy) {
         let c = &policy.config;
-        let ip = canonical(ip);
-        if !c.enabled || points == 0 || policy.exempt.contains(ip) || self.banned(ip).is_some() {
+        if !c.enabled || points == 0 || policy.exempt.contains(ip) || self.banned(ip, policy).is_some() {
             return;
         }
+        let key = policy.key(ip);
         let reached = match &self.redis {
-            Some(r) => r.score(ip, points, c.window.get()).await.is_some_and(|s| s >= c.threshold),
+            Some(r) => r.score(key, points, c.window.get()).await.is_some_and(|s| s >= c.threshold),
             None => {
                 let now = now_ms();
                 let mut scores = lock(&self.scores);
-                let s = scores.entry(ip).or_insert(Score { points: 0, window_end_ms: 0 });
+                let s = scores.entry(key).or_insert(Score { points: 0, window_end_ms: 0 });
                 if s.window_end_ms <= now {
                     *s = Score { points: 0, window_end_ms: now + c.window.get().as_millis() as u64 };
                 }
                 s.points = s.points.saturating_add(points);
                 let reached = s.points >= c.threshold;
                 if reached {
-                    scores.remove(&ip);
+                    scores.remove(&key);
                 }
                 reached
             }
@@ -203,10 +250,11 @@ impl BanList {
         }
     }
 
-    /// Bans `ip` for `duration`, or for the policy's duration for its
-    /// repeat count when `None`. Returns the ban in force.
-    pub async fn ban(&self, ip: IpAddr, duration: Option<Duration>, reason: &str, policy: &BanPolicy) -> Option<Ban> {
-        let ip = canonical(ip);
+    /// Bans `addr` (its network, for IPv6) for `duration`, or for the
+    /// policy's duration for its repeat count when `None`. Returns the ban
+    /// in force.
+    pub async fn ban(&self, addr: IpAddr, duration: Option<Duration>, reason: &str, policy: &BanPolicy) -> Option<Ban> {
+        let ip = policy.key(addr);
         let ban = match &self.redis {
             Some(r) => {
                 let (created, ban) = r.ban(ip, duration, reason, policy).await?;
@@ -221,11 +269,11 @@ impl BanList {
                 let count = {
                     let mut history = lock(&self.history);
                     let memory = policy.config.memory.get().as_millis() as u64;
+                    // Forgotten past bans go now (the map is saved with every
+                    // ban, so it must not grow without bound).
+                    history.retain(|_, h| now.saturating_sub(h.last_ms) <= memory);
                     let h = history.entry(ip).or_insert(History { bans: 0, last_ms: 0 });
-                    if now.saturating_sub(h.last_ms) > memory {
-                        h.bans = 0;
-                    }
-                    h.bans += 1;
+                    h.bans = h.bans.saturating_add(1);
                     h.last_ms = now;
                     h.bans
                 };
@@ -236,23 +284,26 @@ impl BanList {
         self.insert(ban.clone());
         self.metrics.ban();
         let secs = ban.until_ms.saturating_sub(now_ms()) / 1000;
-        tracing::warn!(client = %ip, seconds = secs, count = ban.count, reason, "client banned");
-        self.audit.emit(
-            Event::new("intrusion_detection", "client-banned")
-                .kind(Kind::Alert)
-                .outcome(Outcome::Success)
-                .source_ip(ip)
-                .reason(reason)
-                .severity(5)
-                .label("ban.duration_seconds", secs.to_string())
-                .label("ban.count", ban.count.to_string()),
-        );
+        tracing::warn!(client = %addr, banned = %ip, seconds = secs, count = ban.count, reason, "client banned");
+        let mut event = Event::new("intrusion_detection", "client-banned")
+            .kind(Kind::Alert)
+            .outcome(Outcome::Success)
+            .source_ip(addr)
+            .reason(reason)
+            .severity(5)
+            .label("ban.duration_seconds", secs.to_string())
+            .label("ban.count", ban.count.to_string());
+        if ip.is_ipv6() {
+            event = event.label("ban.network", format!("{ip}/{}", policy.v6_prefix));
+        }
+        self.audit.emit(event);
         Some(ban)
     }
 
-    /// Lifts the ban of `ip`. Returns whether one was in force.
-    pub async fn unban(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+    /// Lifts the ban of `ip` (of its network, for IPv6). Returns whether
+    /// one was in force.
+    pub async fn unban(&self, ip: IpAddr, policy: &BanPolicy) -> bool {
+        let ip = policy.key(ip);
         let had_remote = match &self.redis {
             Some(r) => r.unban(ip).await,
             None => false,
@@ -521,7 +572,7 @@ mod tests {
     }
 
     fn policy() -> BanPolicy {
-        BanPolicy::build(&Config { threshold: 5, duration: HumanDuration::secs(60), ..Config::default() })
+        BanPolicy::build(&Config { threshold: 5, duration: HumanDuration::secs(60), ..Config::default() }, 64)
     }
 
     #[tokio::test]
@@ -531,23 +582,26 @@ mod tests {
         for _ in 0..4 {
             bans.offend(ip, 1, "test", &policy()).await;
         }
-        assert!(bans.banned(ip).is_none());
+        assert!(bans.banned(ip, &policy()).is_none());
         bans.offend(ip, 1, "test", &policy()).await;
-        let ban = bans.banned(ip).expect("banned");
+        let ban = bans.banned(ip, &policy()).expect("banned");
         assert_eq!(ban.count, 1);
         assert!(ban.until_ms > now_ms() + 55_000);
-        assert!(bans.unban(ip).await);
-        assert!(bans.banned(ip).is_none());
+        assert!(bans.unban(ip, &policy()).await);
+        assert!(bans.banned(ip, &policy()).is_none());
     }
 
     #[tokio::test]
     async fn repeat_offenders_get_longer_bans_up_to_the_cap() {
-        let p = BanPolicy::build(&Config {
-            duration: HumanDuration::secs(10),
-            repeat_multiplier: 4,
-            max_duration: HumanDuration::secs(100),
-            ..Config::default()
-        });
+        let p = BanPolicy::build(
+            &Config {
+                duration: HumanDuration::secs(10),
+                repeat_multiplier: 4,
+                max_duration: HumanDuration::secs(100),
+                ..Config::default()
+            },
+            64,
+        );
         assert_eq!(p.duration_for(1), Duration::from_secs(10));
         assert_eq!(p.duration_for(2), Duration::from_secs(40));
         assert_eq!(p.duration_for(3), Duration::from_secs(100));
@@ -555,7 +609,7 @@ mod tests {
         let (_d, bans) = list();
         let ip: IpAddr = "2001:db8::7".parse().unwrap();
         bans.ban(ip, None, "one", &p).await;
-        bans.unban(ip).await;
+        bans.unban(ip, &p).await;
         let second = bans.ban(ip, None, "two", &p).await.unwrap();
         assert_eq!(second.count, 2);
     }
@@ -563,13 +617,100 @@ mod tests {
     #[tokio::test]
     async fn exempt_networks_are_never_banned() {
         let (_d, bans) = list();
-        let p = BanPolicy::build(&Config {
-            threshold: 1,
-            exempt: vec!["192.0.2.0/24".parse().unwrap()],
-            ..Config::default()
-        });
+        let p = BanPolicy::build(
+            &Config { threshold: 1, exempt: vec!["192.0.2.0/24".parse().unwrap()], ..Config::default() },
+            64,
+        );
         bans.offend("192.0.2.9".parse().unwrap(), 10, "t", &p).await;
         assert!(bans.list().is_empty());
+    }
+
+    /// Issue 10, point 8: rotating through the addresses of one /64 does
+    /// not escape the score or the ban.
+    #[tokio::test]
+    async fn an_ipv6_client_is_scored_and_banned_by_its_network() {
+        let (_d, bans) = list();
+        let p = policy();
+        for i in 1..=5 {
+            bans.offend(format!("2001:db8:1:2::{i}").parse().unwrap(), 1, "test", &p).await;
+        }
+        let ban = bans.banned("2001:db8:1:2:ffff::9".parse().unwrap(), &p).expect("the /64 is banned");
+        assert_eq!(ban.ip, "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert!(bans.banned("2001:db8:1:3::1".parse().unwrap(), &p).is_none(), "the next /64 is not");
+        // A mapped IPv4 address is that IPv4 client.
+        bans.ban("::ffff:192.0.2.8".parse().unwrap(), None, "t", &p).await;
+        assert!(bans.banned("192.0.2.8".parse().unwrap(), &p).is_some());
+        // Lifting the ban by any address of the network lifts it.
+        assert!(bans.unban("2001:db8:1:2::77".parse().unwrap(), &p).await);
+        assert!(bans.banned("2001:db8:1:2::1".parse().unwrap(), &p).is_none());
+        // With /128, addresses are clients of their own.
+        let p128 = BanPolicy::build(&p.config, 128);
+        bans.ban("2001:db8:9::1".parse().unwrap(), None, "t", &p128).await;
+        assert!(bans.banned("2001:db8:9::2".parse().unwrap(), &p128).is_none());
+        assert!(bans.banned("2001:db8:9::1".parse().unwrap(), &p128).is_some());
+    }
+
+    /// Issue 10, point 8, with Redis: the score, the ban and the repeat
+    /// count are the network's there too.
+    #[tokio::test]
+    async fn an_ipv6_client_is_banned_by_its_network_in_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
+        let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+        let conn = redis::aio::ConnectionManager::new(client).await.expect("redis on 127.0.0.1:6379");
+        let prefix = format!("rampart-test:{:016x}:", fastrand::u64(..));
+        let redis = RedisBans::new(conn, &prefix);
+        let bans = BanList::new(audit, Arc::new(Metrics::default()), Some(redis));
+        let p = policy();
+        for i in 1..=5 {
+            bans.offend(format!("2001:db8:4:5::{i}").parse().unwrap(), 1, "test", &p).await;
+        }
+        let ban = bans.banned("2001:db8:4:5::99".parse().unwrap(), &p).expect("the /64 is banned");
+        assert_eq!(ban.ip, "2001:db8:4:5::".parse::<IpAddr>().unwrap());
+        let remote = bans.redis.as_ref().unwrap().all().await.unwrap();
+        assert_eq!(remote.iter().map(|b| b.ip).collect::<Vec<_>>(), vec![ban.ip]);
+        assert!(bans.unban("2001:db8:4:5::1234".parse().unwrap(), &p).await);
+        let again = bans.ban("2001:db8:4:5::7".parse().unwrap(), None, "t", &p).await.unwrap();
+        assert_eq!(again.count, 2, "the repeat count is the network's");
+        bans.unban(again.ip, &p).await;
+    }
+
+    /// Issue 10, point 13: the repeat count is saved with the bans, so a
+    /// restart does not reset the escalation.
+    #[tokio::test]
+    async fn the_repeat_count_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
+        let file = dir.path().join("bans.json");
+        let open = || BanList::with_file(audit.clone(), Arc::new(Metrics::default()), None, Some(file.clone()));
+        let p = policy();
+        let ip: IpAddr = "192.0.2.70".parse().unwrap();
+        let bans = open();
+        assert_eq!(bans.ban(ip, None, "one", &p).await.unwrap().count, 1);
+        bans.unban(ip, &p).await;
+        drop(bans);
+        let bans = open();
+        let second = bans.ban(ip, None, "two", &p).await.unwrap();
+        assert_eq!(second.count, 2, "the first ban is remembered across the restart");
+        assert!(second.until_ms > now_ms() + 4 * 60_000 - 5_000, "and the second lasts four times longer");
+        drop(bans);
+        // The ban in force and the history both come back.
+        let bans = open();
+        assert_eq!(bans.banned(ip, &p).map(|b| b.count), Some(2));
+        assert_eq!(bans.ban(ip, None, "three", &p).await.unwrap().count, 3);
+    }
+
+    /// Files written before the history was kept hold only the bans.
+    #[test]
+    fn a_bans_file_without_history_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
+        let file = dir.path().join("bans.json");
+        let until = now_ms() + 60_000;
+        std::fs::write(&file, format!(r#"[{{"ip":"192.0.2.71","until_ms":{until},"count":1,"reason":"old"}}]"#))
+            .unwrap();
+        let bans = BanList::with_file(audit, Arc::new(Metrics::default()), None, Some(file));
+        assert_eq!(bans.banned("192.0.2.71".parse().unwrap(), &policy()).map(|b| b.reason), Some("old".into()));
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Connection limits: overall and per client address. A slot is held by a
-//! [`ConnGuard`] for the life of the connection.
+//! Connection limits: overall and per client address (for IPv6, per
+//! network of `ip_policy.ipv6_prefix` bits, see [`client_key`]). A slot is
+//! held by a [`ConnGuard`] for the life of the connection.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::netset::client_key;
 use crate::reject::Reason;
 
 const SHARDS: usize = 16;
@@ -25,8 +27,16 @@ pub struct ConnGuard {
 }
 
 impl ConnLimiter {
-    /// Takes a slot for `ip`, or says which limit is full.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<ConnGuard, Reason> {
+    /// Takes a slot for `ip` (counted with the rest of its network of
+    /// `v6_prefix` bits when IPv6), or says which limit is full.
+    pub fn acquire(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        v6_prefix: u8,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<ConnGuard, Reason> {
+        let ip = client_key(ip, v6_prefix);
         if self.total.fetch_add(1, Ordering::AcqRel) >= max_total {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Reason::TooManyConnections);
@@ -85,15 +95,32 @@ mod tests {
         let l = Arc::new(ConnLimiter::default());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let g1 = l.acquire(a, 3, 2).unwrap();
-        let _g2 = l.acquire(a, 3, 2).unwrap();
-        assert_eq!(l.acquire(a, 3, 2).err(), Some(Reason::TooManyConnectionsPerIp));
-        let _g3 = l.acquire(b, 3, 2).unwrap();
-        assert_eq!(l.acquire(b, 3, 2).err(), Some(Reason::TooManyConnections));
+        let g1 = l.acquire(a, 64, 3, 2).unwrap();
+        let _g2 = l.acquire(a, 64, 3, 2).unwrap();
+        assert_eq!(l.acquire(a, 64, 3, 2).err(), Some(Reason::TooManyConnectionsPerIp));
+        let _g3 = l.acquire(b, 64, 3, 2).unwrap();
+        assert_eq!(l.acquire(b, 64, 3, 2).err(), Some(Reason::TooManyConnections));
         drop(g1);
-        let _g4 = l.acquire(a, 3, 2).unwrap();
+        let _g4 = l.acquire(a, 64, 3, 2).unwrap();
         assert_eq!(l.open(), 3);
         drop(_g4);
         assert_eq!(l.open(), 2);
+    }
+
+    /// Issue 10, point 8: the addresses of one /64 share the per-client
+    /// cap; a mapped IPv4 address is its IPv4 client.
+    #[test]
+    fn an_ipv6_network_shares_the_per_client_cap() {
+        let l = Arc::new(ConnLimiter::default());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _g1 = l.acquire(ip("2001:db8:7:8::1"), 64, 100, 2).unwrap();
+        let _g2 = l.acquire(ip("2001:db8:7:8::2"), 64, 100, 2).unwrap();
+        assert_eq!(l.acquire(ip("2001:db8:7:8:9::3"), 64, 100, 2).err(), Some(Reason::TooManyConnectionsPerIp));
+        let _g3 = l.acquire(ip("2001:db8:7:9::1"), 64, 100, 2).unwrap();
+        let _g4 = l.acquire(ip("2001:db8:7:8::2"), 128, 100, 2).unwrap();
+        let _g5 = l.acquire(ip("192.0.2.1"), 64, 100, 1).unwrap();
+        assert_eq!(l.acquire(ip("::ffff:192.0.2.1"), 64, 100, 1).err(), Some(Reason::TooManyConnectionsPerIp));
+        drop(_g1);
+        let _g6 = l.acquire(ip("2001:db8:7:8::3"), 64, 100, 2).unwrap();
     }
 }

@@ -11,6 +11,10 @@
 //! script against its own clock. If Redis cannot be reached, requests are
 //! allowed (fail open) and the failure is logged: a cache outage must not
 //! take the site down.
+//!
+//! Limits keyed by client address count an IPv6 client by its network of
+//! `ip_policy.ipv6_prefix` bits (see [`client_key`]): rotating through the
+//! addresses of one /64 does not buy more requests.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use rampart_core::config::{RateKey, RateLimit};
 
+use crate::netset::client_key;
 use crate::stage::conn_limit::lock;
 
 const SHARDS: usize = 32;
@@ -36,13 +41,17 @@ pub struct Limit {
     pub interval_us: u64,
     /// Burst size.
     pub burst: u32,
+    /// `ip_policy.ipv6_prefix`: IPv6 clients count by network.
+    pub v6_prefix: u8,
 }
 
 impl Limit {
-    /// Compiles `[rate_limits.NAME]` (already validated).
-    pub fn build(name: &str, c: &RateLimit) -> Self {
+    /// Compiles `[rate_limits.NAME]` (already validated); `v6_prefix` is
+    /// `ip_policy.ipv6_prefix`.
+    pub fn build(name: &str, c: &RateLimit, v6_prefix: u8) -> Self {
         let interval_us = (c.per.get().as_micros() as u64 / u64::from(c.rate.max(1))).max(1);
-        Limit { name: name.into(), key: c.parsed_key().unwrap_or(RateKey::Ip), interval_us, burst: c.burst().max(1) }
+        let key = c.parsed_key().unwrap_or(RateKey::Ip);
+        Limit { name: name.into(), key, interval_us, burst: c.burst().max(1), v6_prefix }
     }
 }
 
@@ -58,6 +67,14 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// What is counted: a client address becomes its [`client_key`].
+    fn keyed(self, limit: &Limit) -> Subject {
+        match self {
+            Subject::Ip(ip) => Subject::Ip(client_key(ip, limit.v6_prefix)),
+            other => other,
+        }
+    }
+
     fn redis_part(&self) -> String {
         match self {
             Subject::Ip(ip) => format!("ip:{ip}"),
@@ -118,6 +135,7 @@ pub enum Store {
 impl Store {
     /// Checks and counts one request of `subject` against `limit`.
     pub async fn check(&self, limit: &Limit, subject: Subject) -> Decision {
+        let subject = subject.keyed(limit);
         match self {
             Store::Memory(m) => m.check(limit, subject),
             Store::Redis(r) => r.check(limit, &subject).await,
@@ -231,7 +249,8 @@ mod tests {
     use rampart_core::HumanDuration;
 
     fn limit(rate: u32, per_secs: u64, burst: u32) -> Limit {
-        Limit::build("t", &RateLimit { key: "ip".into(), rate, per: HumanDuration::secs(per_secs), burst: Some(burst) })
+        let c = RateLimit { key: "ip".into(), rate, per: HumanDuration::secs(per_secs), burst: Some(burst) };
+        Limit::build("t", &c, 64)
     }
 
     #[test]
@@ -267,5 +286,30 @@ mod tests {
         assert!(s.check(&l, b).allowed);
         s.sweep();
         assert!(!s.check(&l, a).allowed, "sweep keeps live entries");
+    }
+
+    /// Issue 10, point 8: two addresses of one /64 share a bucket, in
+    /// memory and in Redis; a mapped IPv4 address is its IPv4 client.
+    #[tokio::test]
+    async fn an_ipv6_network_shares_one_bucket() {
+        let l = limit(1, 60, 2);
+        let a = || Subject::Ip("2001:db8:5:6::1".parse().unwrap());
+        let b = || Subject::Ip("2001:db8:5:6:a:b:c:d".parse().unwrap());
+        let other = || Subject::Ip("2001:db8:5:7::1".parse().unwrap());
+        let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+        let conn = redis::aio::ConnectionManager::new(client).await.expect("redis on 127.0.0.1:6379");
+        let prefix = format!("rampart-test:{:016x}:", fastrand::u64(..));
+        for store in [Store::Memory(MemoryStore::default()), Store::Redis(RedisStore::new(conn, &prefix))] {
+            assert!(store.check(&l, a()).await.allowed);
+            assert!(store.check(&l, b()).await.allowed);
+            assert!(!store.check(&l, a()).await.allowed, "the /64's burst is spent");
+            assert!(!store.check(&l, b()).await.allowed);
+            assert!(store.check(&l, other()).await.allowed, "another /64 has its own");
+            let v4 = Subject::Ip("192.0.2.1".parse().unwrap());
+            let mapped = Subject::Ip("::ffff:192.0.2.1".parse().unwrap());
+            assert!(store.check(&l, v4.clone()).await.allowed);
+            assert!(store.check(&l, mapped).await.allowed);
+            assert!(!store.check(&l, v4).await.allowed, "the mapped address counted as the IPv4 one");
+        }
     }
 }
