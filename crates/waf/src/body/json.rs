@@ -103,6 +103,7 @@ impl Reader<'_> {
                     if self.open_member(&mut stack)? {
                         continue;
                     }
+                    self.empty_container(&stack)?;
                 }
                 Some(b'[') => {
                     self.at += 1;
@@ -114,6 +115,7 @@ impl Reader<'_> {
                     if self.peek() == Some(b']') {
                         self.at += 1;
                         stack.pop();
+                        self.empty_container(&stack)?;
                     } else {
                         self.open_item(&mut stack);
                         continue;
@@ -205,6 +207,16 @@ impl Reader<'_> {
             self.path.push_str(&next.to_string());
             *next += 1;
         }
+    }
+
+    /// An empty `{}` or `[]` inside another container is an argument
+    /// with an empty value: its member name is data the application
+    /// reads (`{"<attack>":{}}`), so the rules must see it in the path.
+    fn empty_container(&mut self, stack: &[Frame]) -> Result<(), String> {
+        if stack.is_empty() {
+            return Ok(());
+        }
+        self.emit(Vec::new())
     }
 
     fn emit(&mut self, value: Vec<u8>) -> Result<(), String> {
@@ -357,7 +369,9 @@ mod tests {
                 ("json.user.age", "3"),
                 ("json.tags.0", "x"),
                 ("json.tags.1", "true"),
-                ("json.n", "")
+                ("json.n", ""),
+                ("json.e", ""),
+                ("json.l", "")
             ]
             .map(|(k, v)| (k.to_string(), v.to_string()))
         );
@@ -388,6 +402,8 @@ mod tests {
             assert!(has(&body, "json.id", attack), "{body}: {:?}", values(&body));
         }
         assert!(has(r#"{'id':'1 or \'1\'=\'1'}"#, "json.id", "1 or '1'='1"));
+        // A member name whose value is an empty container.
+        assert!(has(&format!(r#"{{"{attack}":{{}},"b":[[]]}}"#), &format!("json.{attack}"), ""));
         // Nested 70 levels (the old limit was 64).
         let deep = format!("{}\"{attack}\"{}", "[".repeat(70), "]".repeat(70));
         assert!(values(&deep).iter().any(|(_, v)| v == attack));
