@@ -112,12 +112,36 @@ impl Waf {
 /// Whether the WAF saw what a backend extracted: `kind` says where it
 /// must be (see the scripts below).
 fn sees(seen: &Seen, kind: &str, want: &str) -> bool {
+    if let Some(kind) = kind.strip_suffix("_ascii") {
+        let skeleton = |s: &str| {
+            let mut out = String::new();
+            for c in s.chars() {
+                if c.is_ascii() {
+                    out.push(c);
+                } else if !out.ends_with('\u{fffd}') {
+                    out.push('\u{fffd}');
+                }
+            }
+            out
+        };
+        let all = |v: &[String]| v.iter().map(|s| skeleton(s)).collect::<Vec<_>>();
+        let loose = Seen {
+            flagged: seen.flagged,
+            args: all(&seen.args),
+            names: all(&seen.names),
+            files: all(&seen.files),
+            xml_text: skeleton(&seen.xml_text),
+            xml_attrs: all(&seen.xml_attrs),
+        };
+        return sees(&loose, kind, &skeleton(want));
+    }
     let want = norm(want);
     match kind {
         "arg" => seen.args.contains(&want),
         "arg_hex" => seen.args.contains(&text(&unhex(&want))),
         "in_name" => seen.names.iter().any(|n| n.contains(&want)),
-        "name" => seen.names.contains(&want),
+        // An empty name holds nothing to inspect.
+        "name" => want.is_empty() || seen.names.contains(&want),
         "name_hex" => seen.names.contains(&text(&unhex(&want))),
         "file" => seen.files.contains(&want),
         "text" => {
@@ -588,4 +612,299 @@ fn json_values_python_and_node_read_are_seen() {
             ("node JSON.parse", "node", &format!("{NODE_PRELUDE}{NODE_JSON}")),
         ],
     );
+}
+
+// ------------------------------------------------------------- forms
+
+/// Byte for byte: the body read as Latin-1 so that every `%HH` decodes to
+/// its byte, as Django and werkzeug call `parse_qsl` but without their
+/// final decoding.
+const PY_FORM: &str = r#"
+from urllib.parse import parse_qsl
+def extract(content_type, body):
+    out = []
+    for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
+        out.append(["name_hex", k.encode("latin-1").hex()])
+        out.append(["arg_hex", v.encode("latin-1").hex()])
+    return out
+main(extract)
+"#;
+
+/// `URLSearchParams` drops a leading `?`: names are compared as parts of
+/// the WAF's (which keeps it). Where `%HH` escapes of bytes that are not
+/// UTF-8 meet raw multi-byte characters, Node sometimes makes U+FFFD of
+/// the characters too: text is compared with each run of non-ASCII
+/// characters as one U+FFFD (`_ascii`).
+const NODE_FORM: &str = r#"
+main((b) => {
+  const out = [];
+  for (const [k, v] of new URLSearchParams(b.toString('utf8'))) out.push(['in_name_ascii', k], ['arg_ascii', v]);
+  return out;
+});
+"#;
+
+fn form_text(rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
+    for _ in 0..rng.usize(0..5) {
+        match rng.u8(..8) {
+            0 => out.extend_from_slice(pick(rng, ATTACKS).as_bytes()),
+            1 => {
+                for b in pick(rng, ATTACKS).bytes() {
+                    out.extend_from_slice(format!("%{b:02X}").as_bytes());
+                }
+            }
+            2 | 3 => out.extend_from_slice(
+                pick(
+                    rng,
+                    &[
+                        "+",
+                        "%",
+                        "%2",
+                        "%zz",
+                        "%41",
+                        "%2B",
+                        "%26",
+                        "%3D",
+                        "%00",
+                        "%C3%A9",
+                        "%FF",
+                        "%u0041",
+                        "%%31",
+                        "%%",
+                        "%+",
+                        "%2",
+                        "%e9",
+                        "%ED%A0%80",
+                    ],
+                )
+                .as_bytes(),
+            ),
+            4 => {
+                let raw: &[&[u8]] = &[b" ", "é".as_bytes(), b"\xff", b"#", b"\n", b"?", b"=", b";", b"\0", b"\t"];
+                out.extend_from_slice(pick(rng, raw));
+            }
+            _ => out.extend_from_slice(pick(rng, &["a", "id", "q", "user[name]", "x.y", "1"]).as_bytes()),
+        }
+    }
+}
+
+fn form_case(rng: &mut fastrand::Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    if rng.u8(..10) == 0 {
+        out.extend_from_slice(pick(rng, &["?", "&", "&&", "=", ";"]).as_bytes());
+    }
+    for i in 0..rng.usize(0..6) {
+        if i > 0 {
+            out.extend_from_slice(pick(rng, &["&", "&", "&", "&&", ";", "&;"]).as_bytes());
+        }
+        form_text(rng, &mut out);
+        match rng.u8(..8) {
+            0 => {}
+            1 => out.extend_from_slice(b"=="),
+            _ => out.push(b'='),
+        }
+        form_text(rng, &mut out);
+    }
+    if rng.u8(..10) == 0 {
+        out.push(b'&');
+    }
+    out
+}
+
+#[test]
+fn form_values_python_and_node_read_are_seen() {
+    let seed = seed(0x666f_726d);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut cases = Vec::new();
+    for _ in 0..case_count() {
+        let content_type = pick(
+            &mut rng,
+            &[
+                "application/x-www-form-urlencoded",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+                "Application/X-WWW-Form-Urlencoded",
+            ],
+        );
+        cases.push(Case { content_type: content_type.to_string(), body: form_case(&mut rng) });
+    }
+    check(
+        "form",
+        seed,
+        &cases,
+        &[
+            ("python parse_qsl", "python3", &format!("{PY_PRELUDE}{PY_FORM}")),
+            ("node URLSearchParams", "node", &format!("{NODE_PRELUDE}{NODE_FORM}")),
+        ],
+    );
+}
+
+// --------------------------------------------------------- multipart
+
+/// What a Flask application gets in `request.form` and `request.files`.
+const PY_MULTIPART: &str = r#"
+import io
+from werkzeug.formparser import parse_form_data
+def extract(content_type, body):
+    env = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    _, form, files = parse_form_data(env, silent=False)
+    out = []
+    for k, v in form.items(multi=True):
+        out += [["name", k or ""], ["arg", v]]
+    for k, f in files.items(multi=True):
+        out.append(["file", f.filename or ""])
+    return out
+main(extract)
+"#;
+
+/// A parameter `key=value` of a header, in one of the ways clients and
+/// attackers write it.
+fn mp_param(rng: &mut fastrand::Rng, wild: bool, key: &str, value: &str) -> String {
+    let key = match rng.u8(..10) {
+        0 => key.to_uppercase(),
+        1 => {
+            let mut k = key.to_string();
+            k[..1].make_ascii_uppercase();
+            k
+        }
+        _ => key.to_string(),
+    };
+    match if wild { rng.u8(..14) } else { 5 } {
+        0 if !value.contains([' ', ';', '"']) => format!("{key}={value}"),
+        1 => format!("{key}=\"{}\"", value.replace('"', "\\\"")),
+        2 => format!("{key}=\"{}\"", value.replace('"', "%22")),
+        3 => format!("{key}*=UTF-8''{}", value.bytes().map(|b| format!("%{b:02X}")).collect::<String>()),
+        4 => format!("{key} = \"{value}\""),
+        _ => format!("{key}=\"{value}\""),
+    }
+}
+
+fn mp_case(rng: &mut fastrand::Rng) -> Case {
+    // Half the bodies are what browsers send (names, values and file
+    // names still adversarial), half carry irregularities too.
+    let wild = rng.bool();
+    const BCHARS: &[u8] = b"abcXYZ0123456789'()+_,-./:=? ";
+    let len = match rng.u8(..20) {
+        0 => rng.usize(60..80),
+        1 => rng.usize(190..210),
+        _ => rng.usize(1..30),
+    };
+    let mut boundary: String = (0..len).map(|_| char::from(pick(rng, BCHARS))).collect();
+    if boundary.ends_with(' ') {
+        boundary.push('x');
+    }
+    // The content type.
+    let mut params = vec![mp_param(rng, wild, "boundary", &boundary)];
+    if rng.u8(..4) == 0 {
+        params.push(pick(rng, &["charset=utf-8", "x=\"boundary=zz\"", "foo=bar"]).to_string());
+    }
+    if wild && rng.u8(..20) == 0 {
+        params.push(format!("boundary={}", pick(rng, &["zz", "other"])));
+    }
+    rng.shuffle(&mut params);
+    let base = pick(rng, &["multipart/form-data", "multipart/form-data", "Multipart/Form-Data"]);
+    let content_type = format!("{base}; {}", params.join(pick(rng, &["; ", ";", " ; "])));
+    // Line ends: CRLF, LF, or a mix.
+    let mode = if wild { rng.u8(..5) } else { 9 };
+    let nl = |rng: &mut fastrand::Rng| -> &'static str {
+        match mode {
+            0 => "\n",
+            1 => pick(rng, &["\r\n", "\n", "\r\n", "\r"]),
+            _ => "\r\n",
+        }
+    };
+    let mut body = Vec::new();
+    if wild && rng.u8(..5) == 0 {
+        body.extend_from_slice(pick(rng, &["preamble", "", "--", ATTACKS[0]]).as_bytes());
+        body.extend_from_slice(nl(rng).as_bytes());
+    }
+    for _ in 0..rng.usize(1..5) {
+        body.extend_from_slice(format!("--{boundary}").as_bytes());
+        if wild && rng.u8(..15) == 0 {
+            body.extend_from_slice(b" \t");
+        }
+        body.extend_from_slice(nl(rng).as_bytes());
+        let name = pick(rng, &["a", "id", "q", "user[name]", "a b", "é", ATTACKS[0], "x;y", "x\"y", ""]);
+        let file = rng.u8(..3) == 0;
+        let mut disposition = vec![mp_param(rng, wild, "name", name)];
+        if file {
+            let f = pick(
+                rng,
+                &["f.txt", "shell.php", "../../x.php", "a;b.php", "a\"b.php", "", ATTACKS[1], "é.php", "c:\\x\\y.php"],
+            );
+            disposition.push(mp_param(rng, wild, "filename", f));
+        }
+        if wild && rng.u8(..15) == 0 {
+            let key = pick(rng, &["name", "filename"]);
+            disposition.push(mp_param(rng, wild, key, "other"));
+        }
+        if rng.u8(..5) == 0 {
+            rng.shuffle(&mut disposition);
+        }
+        let kind = pick(rng, &["form-data", "form-data", "Form-Data", "attachment"]);
+        let header = pick(rng, &["Content-Disposition", "content-disposition", "CONTENT-DISPOSITION"]);
+        let colon = pick(rng, &[": ", ":", ":  "]);
+        let mut headers = vec![format!("{header}{colon}{kind}; {}", disposition.join("; "))];
+        if rng.u8(..3) == 0 {
+            headers.push(
+                pick(rng, &["Content-Type: text/plain", "Content-Type: application/octet-stream", "X-Extra: 1"])
+                    .to_string(),
+            );
+        }
+        if wild && rng.u8(..15) == 0 {
+            headers.push(
+                pick(
+                    rng,
+                    &[
+                        "Content-Disposition: form-data; name=\"other\"",
+                        "Content-Transfer-Encoding: base64",
+                        " folded",
+                        "no colon",
+                        "Content-Type: text/plain;\r\n charset=utf-8",
+                    ],
+                )
+                .to_string(),
+            );
+        }
+        if rng.u8(..4) == 0 {
+            rng.shuffle(&mut headers);
+        }
+        for h in headers {
+            body.extend_from_slice(h.as_bytes());
+            body.extend_from_slice(nl(rng).as_bytes());
+        }
+        body.extend_from_slice(nl(rng).as_bytes());
+        for _ in 0..rng.usize(0..4) {
+            match rng.u8(..8) {
+                0 | 1 => body.extend_from_slice(pick(rng, ATTACKS).as_bytes()),
+                2 => body.extend_from_slice(nl(rng).as_bytes()),
+                3 => body.extend_from_slice(format!("--{}", &boundary[..rng.usize(..=boundary.len())]).as_bytes()),
+                4 => body.extend_from_slice(pick(rng, &["\r", "--", "é", "\u{feff}", "\0"]).as_bytes()),
+                _ => body.extend_from_slice(b"value"),
+            }
+        }
+        body.extend_from_slice(nl(rng).as_bytes());
+    }
+    match if wild { rng.u8(..6) } else { 9 } {
+        0 => {}
+        1 => body.extend_from_slice(format!("--{boundary}").as_bytes()),
+        2 => body.extend_from_slice(format!("--{boundary}--{}epilogue", nl(rng)).as_bytes()),
+        3 => body.extend_from_slice(format!("--{boundary}--").as_bytes()),
+        _ => body.extend_from_slice(format!("--{boundary}--{}", nl(rng)).as_bytes()),
+    }
+    if wild && rng.u8(..6) == 0 {
+        mutate(rng, &mut body, b"\r\n-\";=: ");
+    }
+    Case { content_type, body }
+}
+
+#[test]
+fn multipart_values_werkzeug_reads_are_seen() {
+    let seed = seed(0x6d70_6172);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let cases: Vec<Case> = (0..case_count()).map(|_| mp_case(&mut rng)).collect();
+    check("multipart", seed, &cases, &[("werkzeug", "python3", &format!("{PY_PRELUDE}{PY_MULTIPART}"))]);
 }

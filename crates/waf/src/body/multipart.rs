@@ -128,7 +128,11 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Multipart, String> {
             if name.eq_ignore_ascii_case(b"content-disposition") {
                 // A second Content-Disposition, or a parameter given
                 // twice, is read differently by different parsers.
-                if seen_disposition || count_params(&value, "name") > 1 || count_params(&value, "filename") > 1 {
+                if seen_disposition
+                    || count_params(&value, "name") > 1
+                    || count_params(&value, "filename") > 1
+                    || !well_formed(&value)
+                {
                     out.invalid_part = true;
                 }
                 seen_disposition = true;
@@ -146,6 +150,11 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Multipart, String> {
             out.unmatched_boundary = true;
             return Ok(out);
         };
+        // A delimiter is one only at the start of a line (RFC 2046):
+        // werkzeug reads `value--boundary` as part of the value.
+        if body[next - 1] != b'\n' {
+            out.invalid_part = true;
+        }
         let mut end = next;
         if body[..end].ends_with(b"\r\n") {
             end -= 2;
@@ -175,10 +184,60 @@ fn param(value: &str, key: &str) -> Option<String> {
         if k.trim().eq_ignore_ascii_case(key) {
             let v = v.trim();
             let v = v.strip_prefix('"').map(|x| x.strip_suffix('"').unwrap_or(x)).unwrap_or(v);
-            return Some(v.replace("\\\"", "\""));
+            // As werkzeug and the HTML standard: `\\`, `\"` and `%22`.
+            return Some(v.replace("\\\\", "\\").replace("\\\"", "\"").replace("%22", "\""));
         }
     }
     None
+}
+
+/// Whether every parameter after the disposition type is `key=token` or
+/// `key="quoted string"` and nothing more. Parsers read anything else
+/// differently: werkzeug ends a quoted value at its first unescaped quote
+/// (`filename="a.php"x.jpg"` is `a.php`), ends a token at the first
+/// character that is not a token's (`filename=a.php"x`; tokens are
+/// ASCII, so `filename=é.php` makes no file), drops a key with
+/// spaces before `=` or an empty value (`filename=` makes no file), and
+/// reads RFC 2231's `filename*=UTF-8''...` and `name*0=` continuations.
+fn well_formed(value: &str) -> bool {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let (_, mut rest) = split_param(value);
+    while !rest.is_empty() {
+        let (piece, after) = split_param(rest);
+        rest = after;
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = piece.split_once('=') else { return false };
+        if k.is_empty() || k.contains('*') || !k.chars().all(token) {
+            return false;
+        }
+        match v.strip_prefix('"') {
+            Some(quoted) => {
+                // The closing quote must be the last character.
+                let mut escaped = false;
+                let mut end = None;
+                for (i, c) in quoted.char_indices() {
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                if end.map(|e| e + 1) != Some(quoted.len()) {
+                    return false;
+                }
+            }
+            None if v.is_empty() || !v.chars().all(token) => return false,
+            None => {}
+        }
+    }
+    true
 }
 
 /// How many times `key` is given in a header value.
@@ -256,6 +315,20 @@ mod tests {
         assert!(parse(two, "B").unwrap().strict_error());
         let twice = b"--B\r\nContent-Disposition: form-data; name=\"a\"; name=\"b\"\r\n\r\nv\r\n--B--\r\n";
         assert!(parse(twice, "B").unwrap().strict_error());
+        // Parameters werkzeug reads otherwise, and a delimiter inside a line.
+        for cd in [
+            r#"form-data; name="a"; filename="x.php"y.jpg""#,
+            r#"form-data; name="a"; filename=x.php"y"#,
+            r#"form-data; name="a"; filename="#,
+            r#"form-data; name = "a""#,
+            r#"form-data; name="a"; filename*=UTF-8''x.php"#,
+            r#"form-data; name="a"; filename=é.php"#,
+        ] {
+            let body = format!("--B\r\nContent-Disposition: {cd}\r\n\r\nv\r\n--B--\r\n");
+            assert!(parse(body.as_bytes(), "B").unwrap().strict_error(), "{cd}");
+        }
+        let inline = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv--B\r\nX: y\r\n\r\n\r\n--B--\r\n";
+        assert!(parse(inline, "B").unwrap().strict_error());
         let fine = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--B--\r\n";
         assert!(!parse(fine, "B").unwrap().strict_error());
     }
