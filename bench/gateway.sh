@@ -18,6 +18,9 @@
 #       http_post_1k   1 KiB POST via HTTP
 #       https_get      GET via TLS, keep-alive
 #       protected_get  Rampart protected GET vs nginx plain GET
+#       default_get    Rampart as installed (defaults: WAF blocking with the
+#                      rule set found, bans, headers, access log) vs nginx
+#                      plain GET: what a user gets out of the box
 #     and a table of medians (req/s, p99 latency) with Rampart/nginx ratios;
 #   * idle-connection memory: IDLE_CONNECTIONS keep-alive connections held
 #     open against a freshly started nginx and a freshly started Rampart;
@@ -32,7 +35,7 @@
 #   CONNECTIONS [32]       wrk connections (-c)
 #   THREADS [2]            wrk threads (-t)
 #   WARMUP [2]             seconds of unmeasured wrk load per target first (0: none)
-#   SCENARIOS              subset/order of "http_get http_post_1k https_get protected_get"
+#   SCENARIOS              subset/order of "http_get http_post_1k https_get protected_get default_get"
 #   IDLE_CONNECTIONS [10000]  idle connections for the memory phase (0: skip it)
 #   IDLE_SETTLE [2]        seconds to wait with the connections open before measuring
 #   READY_TIMEOUT [30]     seconds a server has to start answering
@@ -43,6 +46,7 @@
 #   UPSTREAM_PORT [18081] NGINX_HTTP_PORT [18082] NGINX_HTTPS_PORT [18443]
 #   RAMPART_HTTP_PORT [18090] RAMPART_HTTPS_PORT [18493] RAMPART_ADMIN_PORT [18099]
 #   PROTECTED_HTTP_PORT [18091] PROTECTED_HTTPS_PORT [18494] PROTECTED_ADMIN_PORT [18098]
+#   DEFAULT_HTTP_PORT [18092] DEFAULT_HTTPS_PORT [18495] DEFAULT_ADMIN_PORT [18097]
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,7 +59,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
 WARMUP=${WARMUP%s}
-SCENARIOS=${SCENARIOS:-"http_get http_post_1k https_get protected_get"}
+SCENARIOS=${SCENARIOS:-"http_get http_post_1k https_get protected_get default_get"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-2}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
@@ -71,9 +75,12 @@ RAMPART_ADMIN_PORT=${RAMPART_ADMIN_PORT:-18099}
 PROTECTED_HTTP_PORT=${PROTECTED_HTTP_PORT:-18091}
 PROTECTED_HTTPS_PORT=${PROTECTED_HTTPS_PORT:-18494}
 PROTECTED_ADMIN_PORT=${PROTECTED_ADMIN_PORT:-18098}
+DEFAULT_HTTP_PORT=${DEFAULT_HTTP_PORT:-18092}
+DEFAULT_HTTPS_PORT=${DEFAULT_HTTPS_PORT:-18495}
+DEFAULT_ADMIN_PORT=${DEFAULT_ADMIN_PORT:-18097}
 PORT_VARS=(UPSTREAM_PORT NGINX_HTTP_PORT NGINX_HTTPS_PORT RAMPART_HTTP_PORT
     RAMPART_HTTPS_PORT RAMPART_ADMIN_PORT PROTECTED_HTTP_PORT
-    PROTECTED_HTTPS_PORT PROTECTED_ADMIN_PORT)
+    PROTECTED_HTTPS_PORT PROTECTED_ADMIN_PORT DEFAULT_HTTP_PORT DEFAULT_HTTPS_PORT DEFAULT_ADMIN_PORT)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -87,8 +94,8 @@ done
 ((DURATION >= 1)) || die "DURATION must be at least 1"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be at least THREADS ($THREADS)"
 for s in $SCENARIOS; do
-    case $s in http_get | http_post_1k | https_get | protected_get) ;;
-    *) die "unknown scenario '$s' in SCENARIOS (known: http_get http_post_1k https_get protected_get)" ;;
+    case $s in http_get | http_post_1k | https_get | protected_get | default_get) ;;
+    *) die "unknown scenario '$s' in SCENARIOS (known: http_get http_post_1k https_get protected_get default_get)" ;;
     esac
 done
 
@@ -259,6 +266,7 @@ render "$HERE/nginx/upstream.conf.tmpl" "$TMP/nginx-upstream.conf"
 render "$HERE/nginx/proxy.conf.tmpl" "$TMP/nginx-proxy.conf"
 render "$HERE/rampart/plain.toml.tmpl" "$TMP/rampart-plain.toml"
 render "$HERE/rampart/protected.toml.tmpl" "$TMP/rampart-protected.toml"
+render "$HERE/rampart/default.toml.tmpl" "$TMP/rampart-default.toml"
 cp "$HERE/lib/post_1k.lua" "$TMP/post_1k.lua"
 
 log "temporary directory: $TMP"
@@ -271,7 +279,7 @@ for conf in nginx-upstream nginx-proxy; do
     "$NGINX_BIN" -t -p "$TMP" -e "$TMP/$conf-error.log" -c "$TMP/$conf.conf" >"$TMP/$conf-test.log" 2>&1 ||
         die "nginx rejects $conf.conf:$(printf '\n'; cat "$TMP/$conf-test.log")"
 done
-for conf in rampart-plain rampart-protected; do
+for conf in rampart-plain rampart-protected rampart-default; do
     "$RAMPART_BIN" check-config --config "$TMP/$conf.toml" >"$TMP/$conf-check.log" 2>&1 ||
         die "rampart rejects $conf.toml:$(printf '\n'; cat "$TMP/$conf-check.log")"
 done
@@ -293,21 +301,25 @@ start_rampart rampart-plain "$TMP/rampart-plain.toml"
 RAMPART_PID=$BG_PID
 start_rampart rampart-protected "$TMP/rampart-protected.toml"
 PROTECTED_PID=$BG_PID
+start_rampart rampart-default "$TMP/rampart-default.toml"
+DEFAULT_PID=$BG_PID
 wait_ready nginx-proxy "$NGINX_PID" "http://127.0.0.1:$NGINX_HTTP_PORT/"
 wait_ready nginx-proxy "$NGINX_PID" "https://127.0.0.1:$NGINX_HTTPS_PORT/"
 wait_ready rampart-plain "$RAMPART_PID" "http://127.0.0.1:$RAMPART_HTTP_PORT/"
 wait_ready rampart-plain "$RAMPART_PID" "https://127.0.0.1:$RAMPART_HTTPS_PORT/"
 wait_ready rampart-protected "$PROTECTED_PID" "http://127.0.0.1:$PROTECTED_HTTP_PORT/"
+wait_ready rampart-default "$DEFAULT_PID" "http://127.0.0.1:$DEFAULT_HTTP_PORT/"
 log "all servers answer"
 
 # url_for SCENARIO TARGET
 url_for() {
     case $1:$2 in
-    http_get:nginx | http_post_1k:nginx | protected_get:nginx) echo "http://127.0.0.1:$NGINX_HTTP_PORT/" ;;
+    http_get:nginx | http_post_1k:nginx | protected_get:nginx | default_get:nginx) echo "http://127.0.0.1:$NGINX_HTTP_PORT/" ;;
     http_get:rampart | http_post_1k:rampart) echo "http://127.0.0.1:$RAMPART_HTTP_PORT/" ;;
     https_get:nginx) echo "https://127.0.0.1:$NGINX_HTTPS_PORT/" ;;
     https_get:rampart) echo "https://127.0.0.1:$RAMPART_HTTPS_PORT/" ;;
     protected_get:rampart) echo "http://127.0.0.1:$PROTECTED_HTTP_PORT/" ;;
+    default_get:rampart) echo "http://127.0.0.1:$DEFAULT_HTTP_PORT/" ;;
     *) die "no URL for $1/$2" ;;
     esac
 }
@@ -385,7 +397,7 @@ if ((WARMUP > 0)); then
     log "warming up every target for ${WARMUP}s"
     for url in "http://127.0.0.1:$NGINX_HTTP_PORT/" "http://127.0.0.1:$RAMPART_HTTP_PORT/" \
         "https://127.0.0.1:$NGINX_HTTPS_PORT/" "https://127.0.0.1:$RAMPART_HTTPS_PORT/" \
-        "http://127.0.0.1:$PROTECTED_HTTP_PORT/"; do
+        "http://127.0.0.1:$PROTECTED_HTTP_PORT/" "http://127.0.0.1:$DEFAULT_HTTP_PORT/"; do
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
     done
 fi
@@ -399,7 +411,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
-for pid in "$RAMPART_PID" "$PROTECTED_PID"; do
+for pid in "$RAMPART_PID" "$PROTECTED_PID" "$DEFAULT_PID"; do
     kill -0 "$pid" 2>/dev/null || die "a Rampart process (pid $pid) died during the measurements"
 done
 
@@ -466,6 +478,7 @@ release_idle() {
 if ((IDLE_CONNECTIONS > 0)); then
     log "idle memory: restarting nginx proxy and Rampart so peak RSS reflects only this phase"
     stop_proc "$PROTECTED_PID"
+    stop_proc "$DEFAULT_PID"
     stop_proc "$RAMPART_PID"
     stop_proc "$NGINX_PID"
     start_nginx nginx-proxy-idle nginx-proxy

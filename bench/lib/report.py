@@ -22,6 +22,7 @@ SCENARIO_TITLES = {
     "http_post_1k": "1 KiB POST via HTTP",
     "https_get": "GET via TLS (HTTP/1.1)",
     "protected_get": "GET, Rampart protected vs nginx plain",
+    "default_get": "GET, Rampart as installed (WAF on) vs nginx plain",
 }
 
 

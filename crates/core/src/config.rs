@@ -383,6 +383,11 @@ pub struct Certificate {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
+    /// Refuse (400) paths that backends read differently: bytes that are
+    /// no UTF-8 once decoded (overlong `%c0%ae`), control characters.
+    /// `false` routes them by a lossy reading instead (the WAF's rules
+    /// still see them as sent).
+    pub refuse_ambiguous_paths: bool,
     /// Connections open at once, all clients together.
     pub max_connections: usize,
     /// Connections open at once from one client address.
@@ -419,6 +424,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             max_headers: 100,
             max_uri_bytes: 8 * 1024,
+            refuse_ambiguous_paths: true,
             max_body_bytes: 10 * 1024 * 1024,
             h2_max_concurrent_streams: 128,
             max_buffered_body_bytes: 256 << 20,
@@ -868,8 +874,7 @@ impl Config {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = read_bounded(path, MAX_FILE_BYTES)?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -995,6 +1000,63 @@ impl Config {
         Ok(())
     }
 
+    /// Upper (and some lower) bounds on durations and counts: a value far
+    /// outside what any deployment needs is a typo, and some would harm
+    /// the server (a zero health-check interval is a busy loop, an hour of
+    /// group-commit window keeps every event in memory).
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        use std::time::Duration as D;
+        const HOUR: D = D::from_secs(3600);
+        const DAY: D = D::from_secs(86_400);
+        let l = &self.limits;
+        let mut durations: Vec<(String, HumanDuration, D, D)> = vec![
+            ("limits.header_read_timeout".into(), l.header_read_timeout, D::ZERO, HOUR),
+            ("limits.body_read_timeout".into(), l.body_read_timeout, D::ZERO, HOUR),
+            ("limits.idle_timeout".into(), l.idle_timeout, D::ZERO, DAY),
+            ("audit.batch_window".into(), self.audit.batch_window, D::ZERO, D::from_secs(1)),
+            ("audit.sth_every".into(), self.audit.sth_every, D::ZERO, DAY),
+            ("bans.window".into(), self.bans.window, D::ZERO, 30 * DAY),
+            ("bans.duration".into(), self.bans.duration, D::ZERO, 365 * DAY),
+        ];
+        for (name, up) in &self.upstreams {
+            let k = |s: &str| format!("upstreams.{name}.{s}");
+            durations.push((k("connect_timeout"), up.connect_timeout, D::ZERO, HOUR));
+            durations.push((k("read_timeout"), up.read_timeout, D::ZERO, DAY));
+            if !up.health_check.path.is_empty() {
+                durations.push((k("health_check.interval"), up.health_check.interval, D::from_millis(500), DAY));
+                durations.push((k("health_check.timeout"), up.health_check.timeout, D::ZERO, HOUR));
+            }
+        }
+        for (name, rl) in &self.rate_limits {
+            durations.push((format!("rate_limits.{name}.per"), rl.per, D::ZERO, 30 * DAY));
+        }
+        for (key, value, min, max) in durations {
+            let d = value.get();
+            if d < min || d > max {
+                let expected = format!(
+                    "a duration from {} to {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                );
+                return Err(invalid(&key, &value.to_string(), &expected));
+            }
+        }
+        let counts = [
+            ("limits.max_connections", l.max_connections as u64, 10_000_000),
+            ("limits.max_connections_per_ip", l.max_connections_per_ip as u64, 10_000_000),
+            ("limits.max_header_bytes", l.max_header_bytes as u64, 1 << 20),
+            ("limits.max_headers", l.max_headers as u64, 10_000),
+            ("limits.max_uri_bytes", l.max_uri_bytes as u64, 1 << 20),
+            ("limits.h2_max_concurrent_streams", l.h2_max_concurrent_streams as u64, 10_000),
+        ];
+        for (key, value, max) in counts {
+            if value > max {
+                return Err(invalid(key, &value.to_string(), &format!("at most {max}")));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_rest(&self) -> Result<(), ConfigError> {
         self.validate_backup()?;
         for (key, value) in [
@@ -1016,6 +1078,10 @@ impl Config {
         if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
             return Err(invalid("tls.min_version", &self.tls.min_version, "\"1.2\" or \"1.3\""));
         }
+        if self.listen.workers > 1024 {
+            return Err(invalid("listen.workers", &self.listen.workers.to_string(), "0 (one per core) to 1024"));
+        }
+        self.validate_bounds()?;
         let l = &self.limits;
         for (key, value, min) in [
             ("limits.max_connections", l.max_connections as u64, 1),
@@ -1258,6 +1324,28 @@ pub fn parse_upstream_url(url: &str) -> Option<(bool, String, u16)> {
     Some((tls, host, port))
 }
 
+/// Reads a text file the configuration names, refusing what is not a
+/// regular file (`/dev/zero`, a FIFO) or is larger than `max` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let err = |source: std::io::Error| ConfigError::Read { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text).map_err(err)?;
+    if text.len() as u64 > max {
+        let msg = format!("larger than {max} bytes");
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg)));
+    }
+    Ok(text)
+}
+
+/// Most bytes of a configuration or list file.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// Parses a list file of networks: one CIDR or address a line, `#` starts
 /// a comment. Errors name the line.
 pub fn parse_net_list(text: &str, origin: &str) -> Result<Vec<IpNet>, ConfigError> {
@@ -1346,6 +1434,29 @@ mod tests {
         assert_eq!(c.ip_policy.deny.len(), 1);
         let e = Config::from_toml("[ip_policy]\nallow = [\"300.1.1.1\"]\n", "t.toml").unwrap_err().to_string();
         assert!(e.contains("300.1.1.1") && e.contains("CIDR"), "{e}");
+    }
+
+    /// Values far outside any deployment's needs are refused, naming the
+    /// key; files that never end are not read.
+    #[test]
+    fn absurd_values_and_endless_files_are_refused() {
+        for (text, key) in [
+            ("[upstreams.a]\naddresses = [\"http://127.0.0.1:1\"]\nhealth_check = { path = \"/h\", interval = \"0s\" }\n", "health_check.interval"),
+            ("[audit]\nbatch_window = \"1h\"\n", "audit.batch_window"),
+            ("[listen]\nworkers = 1000000000\n", "listen.workers"),
+            ("[limits]\nmax_headers = 100000000\n", "limits.max_headers"),
+            ("[limits]\nidle_timeout = \"1000d\"\n", "limits.idle_timeout"),
+        ] {
+            let e = Config::from_toml(text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = read_bounded(Path::new("/dev/zero"), 1024).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 2000]).unwrap();
+        assert!(read_bounded(&big, 1024).unwrap_err().to_string().contains("larger than 1024"));
+        assert_eq!(read_bounded(&big, 4096).unwrap().len(), 2000);
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl Handler {
         let engine = rt.waf.engine.as_ref().filter(|_| route.waf.mode != WafMode::Off);
         let mut waf = engine.map(|e| route.waf.begin(e));
         let waf_headers = if waf.is_some() { waf_stage::headers_of(&parts.headers) } else { Vec::new() };
-        let uri_text = if waf.is_some() { waf_uri(&parts.uri) } else { String::new() };
+        let uri_text = if waf.is_some() { waf_uri(&parts.uri, parts.version) } else { String::new() };
         let client_text = if waf.is_some() { client.to_string() } else { String::new() };
         let request = RequestData {
             method: parts.method.as_str(),
@@ -472,7 +472,8 @@ impl Handler {
             return Err((r, "-", None));
         }
         // Judged on the path the backend will act on (`stage::path`).
-        let Ok(path) = crate::stage::path::normalize(parts.uri.path()) else {
+        let strict = rt.config.limits.refuse_ambiguous_paths;
+        let Ok(path) = crate::stage::path::normalize_with(parts.uri.path(), strict) else {
             return Err((Reason::AmbiguousPath, "-", None));
         };
         if let Some(r) = rt.probes.check(&path, parts.headers.get(header::USER_AGENT).map(|v| v.as_bytes())) {
@@ -845,8 +846,13 @@ fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
 
 /// The request target as the rules see it: origin form (`/p?q`), or the
 /// whole URI when the client sent an absolute one.
-fn waf_uri(uri: &Uri) -> String {
-    if uri.scheme().is_some() {
+///
+/// An HTTP/2 request always has a scheme and authority (its `:scheme` and
+/// `:authority`), but its target is `:path`: the origin form. Showing the
+/// rules `https://host/p` instead would look like a URL smuggled into the
+/// request (CRS 931131, 934110) for every browser request.
+fn waf_uri(uri: &Uri, version: Version) -> String {
+    if uri.scheme().is_some() && version != Version::HTTP_2 {
         uri.to_string()
     } else {
         uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string())

@@ -73,8 +73,7 @@ fn with_files(inline: &[IpNet], files: &[std::path::PathBuf]) -> Result<Vec<IpNe
 }
 
 fn read_list(path: &Path) -> Result<Vec<IpNet>, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = rampart_core::config::read_bounded(path, rampart_core::config::MAX_FILE_BYTES)?;
     parse_net_list(&text, &path.display().to_string())
 }
 

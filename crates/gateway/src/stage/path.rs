@@ -23,6 +23,13 @@ pub struct Ambiguous;
 
 /// The normalised path for matching; borrowed when already normal.
 pub fn normalize(path: &str) -> Result<Cow<'_, str>, Ambiguous> {
+    normalize_with(path, true)
+}
+
+/// [`normalize`], or when not `strict`, a lossy reading of an ambiguous
+/// path (invalid UTF-8 as U+FFFD, control characters kept) instead of an
+/// error.
+pub fn normalize_with(path: &str, strict: bool) -> Result<Cow<'_, str>, Ambiguous> {
     let b = path.as_bytes();
     let suspicious = b.iter().any(|c| matches!(c, b'%' | b'\\' | b';' | b' ' | b'\t') || c.is_ascii_control())
         || b.windows(2).any(|w| w == b"//" || w == b"/." || w == b"./")
@@ -37,8 +44,12 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, Ambiguous> {
         }
         bytes = percent_decode(&bytes);
     }
-    let decoded = String::from_utf8(bytes).map_err(|_| Ambiguous)?;
-    if decoded.chars().any(char::is_control) {
+    let decoded = match String::from_utf8(bytes) {
+        Ok(d) => d,
+        Err(_) if strict => return Err(Ambiguous),
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    if strict && decoded.chars().any(char::is_control) {
         return Err(Ambiguous);
     }
     let decoded = decoded.replace('\\', "/");
@@ -135,6 +146,8 @@ mod tests {
     fn paths_backends_disagree_on_are_refused() {
         for p in ["/%c0%ae/admin", "/admin%09", "/admin%00.html", "/a%ff", "/admin%0d%0a"] {
             assert_eq!(normalize(p), Err(Ambiguous), "{p}");
+            assert!(normalize_with(p, false).is_ok(), "{p}");
         }
+        assert_eq!(normalize_with("/admin%0d%0a/x", false).unwrap(), "/admin\r\n/x");
     }
 }

@@ -37,6 +37,21 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, CliError> {
         }
     }
     let origin = args.config.file().map(|f| f.display().to_string()).unwrap_or_else(|| "defaults".into());
+    // What `serve` would refuse at start: certificates that do not parse,
+    // WAF rules that do not load.
+    if !config.tls.certificates.is_empty() {
+        rampart_gateway::tls::CertResolver::load(&config.tls, &config.data_dir()).map_err(|e| {
+            rampart_core::ConfigError::Invalid {
+                origin: origin.clone(),
+                key: "tls.certificates".into(),
+                value: String::new(),
+                expected: format!("certificates and keys that load ({e})"),
+            }
+        })?;
+    }
+    let mut probe = config.clone();
+    probe.waf.log_file = std::path::PathBuf::new();
+    rampart_gateway::stage::waf::Waf::build(&probe, None).map_err(|e| e.with_origin(&origin))?;
     println!(
         "{origin}: ok ({} route(s), {} upstream pool(s), {} rate limit(s))",
         config.routes.len(),

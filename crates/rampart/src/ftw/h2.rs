@@ -17,7 +17,8 @@ use super::format::Input;
 use super::{render, yaml_text, Reply};
 
 /// Headers that describe an HTTP/1.1 connection: HTTP/2 has none.
-const CONNECTION_HEADERS: [&str; 6] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
+const CONNECTION_HEADERS: [&str; 6] =
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
 
 /// The request of `input` as HTTP/2, or `None` when HTTP/2 cannot carry
 /// it (a raw encoded request, another version than HTTP/1.1, a target or
@@ -40,7 +41,16 @@ pub fn request(input: &Input) -> Option<Request<Full<Bytes>>> {
             headers.push((lower, v));
         }
     }
-    if input.autocomplete_headers.unwrap_or(true) && !data.is_empty() && !headers.iter().any(|(k, _)| k == "content-type") {
+    // HTTP/2 frames the body itself: a Content-Length that disagrees with
+    // it is a stream error before anything is sent.
+    let declared = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.trim().to_string());
+    if declared.is_some_and(|v| v != data.len().to_string()) {
+        return None;
+    }
+    if input.autocomplete_headers.unwrap_or(true)
+        && !data.is_empty()
+        && !headers.iter().any(|(k, _)| k == "content-type")
+    {
         headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
     }
     // The authority comes from Host; without one the request has none

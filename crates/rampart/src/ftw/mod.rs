@@ -96,7 +96,7 @@ pub async fn run(
     let text = format!(
         "data_dir = {dir:?}\n\
          [listen]\nhttp = \"127.0.0.1:0\"\nhttps = {https:?}\nadmin = \"\"\n\
-         [limits]\nmax_uri_bytes = 65536\nmax_header_bytes = 65536\nmax_headers = 512\nmax_body_bytes = 67108864\n\
+         [limits]\nrefuse_ambiguous_paths = false\nmax_uri_bytes = 65536\nmax_header_bytes = 65536\nmax_headers = 512\nmax_body_bytes = 67108864\n\
          [bans]\nenabled = false\nprobe_paths = []\nscanner_user_agents = []\n\
          [access_log]\nenabled = false\n\
          [waf]\ncrs_dir = {rules:?}\nrules_before = [{settings:?}]\nmode = \"detection\"\nparanoia_level = 4\n\
@@ -113,7 +113,8 @@ pub async fn run(
         Protocol::H2c => Client::H2c(addr),
         Protocol::H2 => {
             let tls_addr = gateway.https_addr().ok_or("the gateway has no HTTPS listener")?;
-            let pem = std::fs::read(dir.join("tls/self-signed.crt")).map_err(|e| format!("gateway certificate: {e}"))?;
+            let pem =
+                std::fs::read(dir.join("tls/self-signed.crt")).map_err(|e| format!("gateway certificate: {e}"))?;
             Client::H2(tls_addr, h2::tls_config(&pem)?)
         }
     };
