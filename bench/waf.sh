@@ -14,9 +14,13 @@
 # Scenarios (wrk -t THREADS -c CONNECTIONS):
 #   get_args    GET /search?q=shoes&page=2&sort=price
 #   form_1k     POST, 1 KiB urlencoded form (35 fields)
+#   form_16k    POST, 16 KiB urlencoded form (35 fields, longer values)
+#   args_500    POST, urlencoded form of 500 short fields (about 5 KiB)
 #   json_4k     POST, 4 KiB JSON document
 #   attack      GET /?id=1' or 1=1-- (refused with 403 by both WAFs)
-# Last lines: `RATIO <scenario> <rampart/modsecurity req/s>`.
+# Last lines: `RATIO <scenario> <rampart/modsecurity req/s>`, then the WAF's
+# CPU cost per request byte and per argument (from form_1k, form_16k and
+# args_500: both cores busy, so a request costs 2 s / req/s of CPU).
 #
 # Needs nginx, libnginx-mod-http-modsecurity, wrk (installed with apt-get when
 # missing and running as root) and ../shared/crs.
@@ -29,7 +33,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
-SCENARIOS=${SCENARIOS:-"get_args form_1k json_4k attack"}
+SCENARIOS=${SCENARIOS:-"get_args form_1k form_16k args_500 json_4k attack"}
 TARGETS=${TARGETS:-"nginx modsecurity rampart rampart_nowaf"}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18181}
 NGINX_PORT=${NGINX_PORT:-18182}
@@ -119,6 +123,8 @@ wrk_args() { # SCENARIO PORT
     case $1 in
     get_args) echo "http://127.0.0.1:$2/search?q=shoes&page=2&sort=price" ;;
     form_1k) echo "-s $TMP/post_form_1k.lua http://127.0.0.1:$2/account" ;;
+    form_16k) echo "-s $TMP/post_form_16k.lua http://127.0.0.1:$2/account" ;;
+    args_500) echo "-s $TMP/post_args_500.lua http://127.0.0.1:$2/account" ;;
     json_4k) echo "-s $TMP/post_json_4k.lua http://127.0.0.1:$2/api/orders" ;;
     attack) echo "http://127.0.0.1:$2/?id=1%27%20or%201=1--" ;;
     esac

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes the wrk Lua scripts of bench/waf.sh into DIR: a 1 KiB form POST
-(35 fields) and a 4 KiB JSON POST, both benign."""
+(35 fields), a 16 KiB form POST (the same 35 fields, longer values: the
+cost per byte), a form of 500 short fields (the cost per argument) and a
+4 KiB JSON POST, all benign."""
 import json
 import sys
 
@@ -25,5 +27,11 @@ def lua(path, ctype, body):
 
 
 lua(f"{out}/post_form_1k.lua", "application/x-www-form-urlencoded", form)
+long_fields = [f"field{i:02d}=" + "+".join(["value", "number", f"{i:02d}", "ok"] * 26) for i in range(35)]
+form16 = "&".join(long_fields)
+form16 = form16 + "&pad=" + "x" * max(0, 16384 - len(form16) - 5)
+lua(f"{out}/post_form_16k.lua", "application/x-www-form-urlencoded", form16)
+args500 = "&".join(f"f{i:03d}=v{i:03d}" for i in range(500))
+lua(f"{out}/post_args_500.lua", "application/x-www-form-urlencoded", args500)
 lua(f"{out}/post_json_4k.lua", "application/json", body)
-print(len(form), len(body))
+print(len(form), len(form16), len(args500), len(body))
