@@ -72,6 +72,13 @@ pub fn parse(body: &[u8]) -> Result<Xml, String> {
                 }
             }
             Ok(Event::CData(c)) => text.extend_from_slice(&c),
+            // An internal DTD subset declares entities and default
+            // attributes that the application's parser expands (expat,
+            // libxml2) and this reader does not: what it holds would reach
+            // the application uninspected.
+            Ok(Event::DocType(d)) if d.contains(&b'[') => {
+                return Err("XML with an internal DTD subset (entities, default attributes)".into());
+            }
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(e) => return Err(format!("XML parsing error at byte {}: {e}", reader.buffer_position())),
@@ -111,11 +118,22 @@ fn attributes(e: &quick_xml::events::BytesStart<'_>, out: &mut Xml) -> Result<()
         }
         let a = a.map_err(|e| format!("XML parsing error: {e}"))?;
         // As an XML parser gives it to the application: entities decoded,
-        // white space normalised; the raw bytes when that fails.
-        let v = a
-            .normalized_value(quick_xml::XmlVersion::default())
-            .map(|c| c.into_owned().into_bytes())
-            .unwrap_or_else(|_| a.value.to_vec());
+        // white space normalised. A value that is not UTF-8 (a body
+        // declared ISO-8859-1) still has its entities decoded, or
+        // `&lt;script>` would be inspected for `<script>`; one that cannot
+        // be decoded is an error, as it is to the application's parser.
+        let v = match a.normalized_value(quick_xml::XmlVersion::default()) {
+            Ok(c) => c.into_owned().into_bytes(),
+            Err(_) => {
+                // Line ends, then each white space character, as a space
+                // (XML 1.0 sections 2.11 and 3.3.3).
+                let raw = String::from_utf8_lossy(&a.value).replace("\r\n", " ").replace(['\r', '\n', '\t'], " ");
+                quick_xml::escape::unescape(&raw)
+                    .map_err(|e| format!("XML parsing error: attribute value: {e}"))?
+                    .into_owned()
+                    .into_bytes()
+            }
+        };
         out.attributes.push(v);
     }
     Ok(())
@@ -131,6 +149,11 @@ mod tests {
         assert_eq!(x.texts, vec![b"hi & bye".to_vec()]);
         assert!(super::parse(b"<a><b></a>").is_err());
         assert!(super::parse(b"not xml").is_err());
+        assert!(super::parse(br#"<!DOCTYPE r [<!ATTLIST r d CDATA "1' or 1=1--">]><r/>"#).is_err());
+        assert!(super::parse(br#"<!DOCTYPE r [<!ENTITY e "1' or 1=1--">]><r>&e;</r>"#).is_err());
+        assert!(super::parse(b"<!DOCTYPE r><r/>").is_ok());
+        let latin1 = super::parse(b"<r a='&lt;script>\xe9'/>").unwrap();
+        assert!(latin1.attributes[0].starts_with(b"<script>"), "{:?}", latin1.attributes);
     }
 
     #[test]
