@@ -75,6 +75,27 @@ fn check_config_catches_what_serve_would_refuse() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{out:?}");
 }
 
+/// The demo over HTTPS with a browser's protocol: curl negotiates HTTP/2
+/// by ALPN; every request passes the demo's WAF (no "missing Host"
+/// refusals, no ban), and an attack does not.
+#[test]
+fn the_demo_over_https_speaks_http2_with_the_waf_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let curl = |path: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+            .arg(format!("https://localhost:{}{path}", server.https.port()))
+            .output()
+            .expect("curl is needed for this test");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for _ in 0..8 {
+        assert_eq!(curl("/"), "200 2");
+    }
+    assert_eq!(curl("/?id=1%27%20or%201=1--"), "403 2");
+}
+
 #[test]
 fn serve_shows_the_demo_protection_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

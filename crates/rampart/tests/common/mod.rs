@@ -24,6 +24,7 @@ pub fn rampart() -> Command {
 pub struct Server {
     pub child: Child,
     pub http: SocketAddr,
+    pub https: SocketAddr,
     pub admin: SocketAddr,
 }
 
@@ -46,7 +47,7 @@ pub fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (mut http, mut admin) = (None, None);
+    let (mut http, mut https, mut admin) = (None, None, None);
     while let Some(Ok(line)) = lines.next() {
         if line.contains("rampart is serving") {
             let field = |name: &str| -> SocketAddr {
@@ -55,6 +56,7 @@ pub fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
                 plain[start..].split_whitespace().next().unwrap().parse().unwrap()
             };
             http = Some(field("http"));
+            https = Some(field("https"));
             admin = Some(field("admin"));
             break;
         }
@@ -63,7 +65,7 @@ pub fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
     std::thread::spawn(move || for _ in lines {});
     // The demo banner is printed right after the log line.
     std::thread::sleep(Duration::from_millis(300));
-    Server { child, http: http.expect("serving line"), admin: admin.unwrap() }
+    Server { child, http: http.expect("serving line"), https: https.unwrap(), admin: admin.unwrap() }
 }
 
 pub fn strip_ansi(s: &str) -> String {
