@@ -1023,7 +1023,7 @@ impl Config {
             durations.push((k("connect_timeout"), up.connect_timeout, D::ZERO, HOUR));
             durations.push((k("read_timeout"), up.read_timeout, D::ZERO, DAY));
             if !up.health_check.path.is_empty() {
-                durations.push((k("health_check.interval"), up.health_check.interval, D::from_millis(500), DAY));
+                durations.push((k("health_check.interval"), up.health_check.interval, D::from_millis(100), DAY));
                 durations.push((k("health_check.timeout"), up.health_check.timeout, D::ZERO, HOUR));
             }
         }
