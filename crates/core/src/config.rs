@@ -176,6 +176,10 @@ pub struct Waf {
     pub ban_score: u32,
     /// Unreadable request bodies on blocking routes: refused or inspected.
     pub body_errors: BodyErrors,
+    /// Longest time the rules of one phase may take on a request; a
+    /// blocking route refuses a request that needs more (rather than let
+    /// it through half-inspected).
+    pub inspection_budget: HumanDuration,
     /// Most arguments (query, form, JSON and multipart fields, cookies) a
     /// request may carry on a route with the WAF on; a blocking route
     /// refuses more with 400 (each one costs every rule's time).
@@ -198,6 +202,7 @@ impl Default for Waf {
             exclusions: Vec::new(),
             ban_score: 5,
             body_errors: BodyErrors::Refuse,
+            inspection_budget: HumanDuration(std::time::Duration::from_secs(1)),
             max_arguments: 1000,
         }
     }
@@ -1014,6 +1019,7 @@ impl Config {
             ("limits.body_read_timeout".into(), l.body_read_timeout, D::ZERO, HOUR),
             ("limits.idle_timeout".into(), l.idle_timeout, D::ZERO, DAY),
             ("audit.batch_window".into(), self.audit.batch_window, D::ZERO, D::from_secs(1)),
+            ("waf.inspection_budget".into(), self.waf.inspection_budget, D::from_millis(10), D::from_secs(60)),
             ("audit.sth_every".into(), self.audit.sth_every, D::ZERO, DAY),
             ("bans.window".into(), self.bans.window, D::ZERO, 30 * DAY),
             ("bans.duration".into(), self.bans.duration, D::ZERO, 365 * DAY),

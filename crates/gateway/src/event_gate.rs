@@ -80,11 +80,21 @@ impl EventGate {
 
     /// Reports and forgets windows that have closed.
     pub fn sweep(&self, audit: &AuditLog) {
+        self.report(audit, false);
+    }
+
+    /// Reports every window with suppressed refusals now, closed or not
+    /// (at shutdown: nothing counted is lost).
+    pub fn flush(&self, audit: &AuditLog) {
+        self.report(audit, true);
+    }
+
+    fn report(&self, audit: &AuditLog, all: bool) {
         let now = now_ms();
         for shard in &self.shards {
             let mut closed = Vec::new();
             lock(shard).retain(|ip, s| {
-                let open = now.saturating_sub(s.start_ms) < WINDOW_MS;
+                let open = !all && now.saturating_sub(s.start_ms) < WINDOW_MS;
                 if !open && s.suppressed > 0 {
                     closed.push((*ip, *s));
                 }

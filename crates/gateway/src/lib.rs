@@ -156,6 +156,9 @@ pub struct Shared {
     /// once (one per core): such a request waits for a permit while the
     /// worker goes on serving other connections.
     pub waf_permits: tokio::sync::Semaphore,
+    /// Clients (by address, IPv6 by network) with a heavy inspection
+    /// running or waiting.
+    pub waf_heavy: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
 }
 
 /// A running gateway.
@@ -269,6 +272,7 @@ impl Gateway {
             conns: Arc::new(ConnLimiter::default()),
             body_budget: body::Budget::new(max_buffered),
             event_gate: event_gate::EventGate::default(),
+            waf_heavy: std::sync::Mutex::default(),
             waf_permits: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
@@ -369,6 +373,7 @@ impl Gateway {
         let _ = self.stop.send(true);
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+        self.shared.event_gate.flush(&self.shared.audit);
         self.shared.audit.emit(
             Event::new("configuration", "gateway-stopped")
                 .kind(Kind::State)
@@ -524,16 +529,19 @@ async fn watch_files(
     }
 }
 
-/// Periodic sweeps of expired rate-limit entries and bans.
+/// Periodic sweeps of expired rate-limit entries and bans, and summaries
+/// of suppressed refusal events (within seconds of their window's end).
 async fn housekeeping(shared: std::sync::Weak<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
+    for tick in 1u64.. {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = stop.changed() => return,
         }
         let Some(s) = shared.upgrade() else { return };
-        s.rates.sweep();
-        s.bans.sweep();
+        if tick % 5 == 0 {
+            s.rates.sweep();
+            s.bans.sweep();
+        }
         s.event_gate.sweep(&s.audit);
     }
 }

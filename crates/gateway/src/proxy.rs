@@ -31,6 +31,32 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A client's place among the heavy inspections, given back on drop.
+struct HeavySlot<'a> {
+    clients: &'a std::sync::Mutex<std::collections::HashSet<IpAddr>>,
+    key: IpAddr,
+}
+
+impl<'a> HeavySlot<'a> {
+    /// The slot of `key`, unless it holds one already.
+    fn take(clients: &'a std::sync::Mutex<std::collections::HashSet<IpAddr>>, key: IpAddr) -> Option<Self> {
+        // The slot is made only once taken: dropping one (as `then_some`
+        // would for a refused client) gives its key back.
+        let taken = clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
+        if taken {
+            Some(HeavySlot { clients, key })
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for HeavySlot<'_> {
+    fn drop(&mut self) {
+        self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.key);
+    }
+}
+
 /// A request with more arguments than this, or a body larger than
 /// [`HEAVY_BODY_BYTES`], has its body phase run off the event loop.
 const HEAVY_ARGUMENTS: usize = 48;
@@ -49,7 +75,7 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// who the client is, which port or URL it used. Applications and
 /// frameworks believe them (`X-Original-URL` rewrites the path in IIS and
 /// Symfony), so a client's own are dropped unless it is a trusted proxy.
-const CLIENT_CLAIMS: [HeaderName; 11] = [
+const CLIENT_CLAIMS: [HeaderName; 25] = [
     HeaderName::from_static("forwarded"),
     HeaderName::from_static("x-real-ip"),
     HeaderName::from_static("true-client-ip"),
@@ -61,6 +87,20 @@ const CLIENT_CLAIMS: [HeaderName; 11] = [
     HeaderName::from_static("x-forwarded-prefix"),
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-envoy-original-path"),
+    HeaderName::from_static("x-forwarded-ssl"),
+    HeaderName::from_static("front-end-https"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-url-scheme"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("client-ip"),
+    HeaderName::from_static("x-originating-ip"),
+    HeaderName::from_static("x-remote-ip"),
+    HeaderName::from_static("x-remote-addr"),
+    HeaderName::from_static("x-proxyuser-ip"),
 ];
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
@@ -192,6 +232,10 @@ impl Handler {
                 return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await);
             }
             tx.run_phase(1);
+            if let Some(reason) = waf_stage::unreadable(tx, &route.waf) {
+                self.waf_log(&facts, tx, reason.status());
+                return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await);
+            }
             if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
                 return Ok(resp);
             }
@@ -236,12 +280,17 @@ impl Handler {
         }
         if let Some(tx) = waf.take() {
             let heavy = tx.arguments() > HEAVY_ARGUMENTS || body_len(&body) > HEAVY_BODY_BYTES;
-            match self.run_phase(tx, 2, heavy).await {
-                Some(tx) => waf = Some(tx),
-                None => return Ok(self.refuse(&rt, &facts, Reason::WafBlocked, &route.name, None).await),
+            let key = crate::netset::client_key(client, rt.config.ip_policy.ipv6_prefix);
+            match self.run_phase(tx, 2, heavy, key).await {
+                Ok(tx) => waf = Some(tx),
+                Err(reason) => return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await),
             }
         }
         if let Some(tx) = &mut waf {
+            if let Some(reason) = waf_stage::unreadable(tx, &route.waf) {
+                self.waf_log(&facts, tx, reason.status());
+                return Ok(self.refuse(&rt, &facts, reason, &route.name, None).await);
+            }
             if let Some(resp) = self.waf_verdict(&rt, &facts, tx, route, Reason::WafBlocked).await {
                 return Ok(resp);
             }
@@ -285,26 +334,29 @@ impl Handler {
     /// Runs a WAF phase: on this event loop when the request is small, on
     /// a blocking thread when it is `heavy` (many arguments, a large body),
     /// so that its rules never hold up the other connections this worker
-    /// serves. `None` when the rules' thread failed (the request is then
-    /// refused: never let through uninspected).
-    async fn run_phase(&self, mut tx: Transaction, phase: u8, heavy: bool) -> Option<Transaction> {
+    /// serves. One client (`key`: its address, or its IPv6 network) has at
+    /// most one heavy inspection running or waiting: more are refused, so
+    /// one client cannot queue the others out of the threads. An error
+    /// when the rules' thread failed: the request is then refused, never
+    /// let through uninspected.
+    async fn run_phase(&self, mut tx: Transaction, phase: u8, heavy: bool, key: IpAddr) -> Result<Transaction, Reason> {
         if !heavy {
             tx.run_phase(phase);
-            return Some(tx);
+            return Ok(tx);
         }
-        let _permit = self.shared.waf_permits.acquire().await.ok()?;
+        let Some(_slot) = HeavySlot::take(&self.shared.waf_heavy, key) else {
+            return Err(Reason::InspectionBusy);
+        };
+        let _permit = self.shared.waf_permits.acquire().await.map_err(|_| Reason::WafBlocked)?;
         let ran = tokio::task::spawn_blocking(move || {
             tx.run_phase(phase);
             tx
         })
         .await;
-        match ran {
-            Ok(tx) => Some(tx),
-            Err(e) => {
-                tracing::error!(error = %e, phase, "WAF inspection failed; request refused");
-                None
-            }
-        }
+        ran.map_err(|e| {
+            tracing::error!(error = %e, phase, "WAF inspection failed; request refused");
+            Reason::WafBlocked
+        })
     }
 
     /// Phase 3 on the response head, phase 4 on its body (when its type is
@@ -880,6 +932,12 @@ fn settle_host(parts: &mut Parts) -> Result<(), Reason> {
     if hosts.next().is_some() {
         return Err(Reason::Malformed);
     }
+    // One host and port: no list (`a, b`), no userinfo, no path, no blanks.
+    let bad =
+        |v: &[u8]| v.iter().any(|c| matches!(c, b',' | b'@' | b'/' | b'\\' | b'?' | b'#') || c.is_ascii_whitespace());
+    if first.as_ref().is_some_and(|h| bad(h.as_bytes())) {
+        return Err(Reason::Malformed);
+    }
     if parts.version != Version::HTTP_2 {
         return Ok(());
     }
@@ -888,6 +946,9 @@ fn settle_host(parts: &mut Parts) -> Result<(), Reason> {
         Some(h) if !h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes()) => Err(Reason::Malformed),
         Some(_) => Ok(()),
         None => {
+            if bad(authority.as_str().as_bytes()) {
+                return Err(Reason::Malformed);
+            }
             let v = HeaderValue::from_str(authority.as_str()).map_err(|_| Reason::Malformed)?;
             parts.headers.insert(header::HOST, v);
             Ok(())
@@ -985,6 +1046,13 @@ mod tests {
         assert_eq!(settle_host(&mut p), Err(Reason::Malformed));
         let mut p = Request::get("/").header("host", "a").body(()).unwrap().into_parts().0;
         assert_eq!(settle_host(&mut p), Ok(()));
+        for h in ["127.0.0.1, evil.example", "user:pw@a.example", "a.example/x", "a b"] {
+            let mut p = Request::get("/").header("host", h).body(()).unwrap().into_parts().0;
+            assert_eq!(settle_host(&mut p), Err(Reason::Malformed), "{h}");
+        }
+        let p = Request::get("https://user:pw@a.example/").version(Version::HTTP_2);
+        let mut p = p.body(()).unwrap().into_parts().0;
+        assert_eq!(settle_host(&mut p), Err(Reason::Malformed));
     }
 
     #[test]

@@ -88,6 +88,10 @@ reasons! {
     /// A trusted proxy's X-Forwarded-For hop names no address, so the
     /// client is unknown (not held against the proxy, which sent it).
     ForwardedForUnreadable = "forwarded_for_unreadable", 400, None;
+    /// Inspecting the request would take longer than the WAF's budget.
+    InspectionBudget = "waf_budget_exceeded", 400, Limit;
+    /// This client already has a large request under inspection.
+    InspectionBusy = "waf_inspection_busy", 503, Limit;
     /// The path is one backends read differently (invalid UTF-8 after
     /// decoding, control characters).
     AmbiguousPath = "ambiguous_path", 400, Limit;

@@ -208,6 +208,10 @@ async fn client_claims_are_dropped_and_duplicate_hosts_refused() {
         ("forwarded", "for=10.0.0.1"),
         ("true-client-ip", "10.0.0.1"),
         ("x-forwarded-port", "443"),
+        ("x-forwarded-ssl", "on"),
+        ("front-end-https", "on"),
+        ("client-ip", "10.0.0.1"),
+        ("x-original-uri", "/admin"),
     ];
     let r = request(g.http(), "GET", "/x", &claims, "").await;
     assert_eq!(r.status, 200);
@@ -220,6 +224,8 @@ async fn client_claims_are_dropped_and_duplicate_hosts_refused() {
         }
     }
     let raw_req = b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n";
+    assert_eq!(status_of(&raw(g.http(), raw_req, Duration::from_secs(2)).await), 400);
+    let raw_req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1, evil.example\r\nConnection: close\r\n\r\n";
     assert_eq!(status_of(&raw(g.http(), raw_req, Duration::from_secs(2)).await), 400);
     // A rate-limit key given twice (a fresh one first, the app's real key
     // second) is refused rather than counted as a new key.

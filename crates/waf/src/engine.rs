@@ -291,6 +291,8 @@ impl Engine {
             body_access: self.body_access,
             arguments: 0,
             arguments_limit: self.arguments_limit,
+            budget: None,
+            over_budget: false,
         }
     }
 
@@ -577,6 +579,10 @@ pub struct Transaction {
     /// Arguments (ARGS) added so far, and how many are inspected at most.
     arguments: usize,
     arguments_limit: usize,
+    /// The longest one phase may take, and whether one took longer (the
+    /// rest of its rules did not run).
+    budget: Option<std::time::Duration>,
+    over_budget: bool,
 }
 
 impl Transaction {
@@ -584,6 +590,18 @@ impl Transaction {
     /// [`Transaction::arguments_exceeded`] true.
     pub fn set_arguments_limit(&mut self, n: usize) {
         self.arguments_limit = n;
+    }
+
+    /// Each phase stops after `budget`: a request whose inspection would
+    /// take longer is not let through half-inspected; the caller refuses
+    /// it when [`Transaction::over_budget`] says so.
+    pub fn set_budget(&mut self, budget: std::time::Duration) {
+        self.budget = Some(budget);
+    }
+
+    /// Whether a phase ran out of its budget before its last rule.
+    pub fn over_budget(&self) -> bool {
+        self.over_budget
     }
 
     /// Arguments (and cookies) counted so far.
@@ -704,10 +722,17 @@ impl Transaction {
         }
         let engine = self.engine.clone();
         let rules = &engine.rules;
+        let deadline = self.budget.map(|b| std::time::Instant::now() + b);
         let mut i = 0;
         while i < rules.len() && self.verdict == Verdict::Pass {
             let r = &rules[i];
             i += 1;
+            // The clock is read every eighth rule: cheap, and no rule
+            // runs long on values the limits have already bounded.
+            if i % 8 == 0 && deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                self.over_budget = true;
+                break;
+            }
             if r.phase != phase || self.is_removed(r) {
                 continue;
             }
@@ -1129,6 +1154,23 @@ mod tests {
 
     fn engine(rules: &str) -> Arc<Engine> {
         Arc::new(Engine::new(&load_str(rules, "t.conf").unwrap()).unwrap())
+    }
+
+    #[test]
+    fn a_phase_stops_at_its_budget_and_says_so() {
+        let rules: String = (1..=64)
+            .map(|i| format!("SecRule ARGS \"@rx (?:a|b)+c\" \"id:{i},phase:2,pass,t:none,t:lowercase,t:urlDecode\"\n"))
+            .collect();
+        let e = engine(&rules);
+        let mut t = e.transaction();
+        t.add("ARGS", "q", "ab".repeat(200_000).as_bytes());
+        t.set_budget(std::time::Duration::ZERO);
+        t.run_phase(2);
+        assert!(t.over_budget());
+        let mut t = e.transaction();
+        t.add("ARGS", "q", b"abc");
+        t.run_phase(2);
+        assert!(!t.over_budget());
     }
 
     #[test]

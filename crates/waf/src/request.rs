@@ -65,21 +65,19 @@ pub fn load_head(t: &mut Transaction, r: &RequestData<'_>) {
         t.add("REQUEST_HEADERS", name, value);
         t.add("REQUEST_HEADERS_NAMES", name, name.as_bytes());
         if name.eq_ignore_ascii_case("cookie") {
-            for part in value.split(|b| *b == b';') {
-                let part = trim(part);
-                if part.is_empty() {
-                    continue;
-                }
-                let (k, v) = match part.iter().position(|b| *b == b'=') {
-                    Some(p) => (&part[..p], &part[p + 1..]),
-                    None => (part, &b""[..]),
-                };
+            for (k, v, decoded) in cookie_pairs(value) {
                 // Each cookie costs the rules as much as an argument.
                 if !t.count_argument() {
                     break;
                 }
                 let k = String::from_utf8_lossy(k).into_owned();
                 t.add("REQUEST_COOKIES", &k, v);
+                // A quoted value as Python's and werkzeug's cookie parsers
+                // give it to the application (`"1\047 or 1=1"` is
+                // `1' or 1=1`): inspected too.
+                if let Some(d) = decoded {
+                    t.add("REQUEST_COOKIES", &k, &d);
+                }
                 t.add("REQUEST_COOKIES_NAMES", &k, k.as_bytes());
             }
         }
@@ -101,6 +99,75 @@ pub fn load_head(t: &mut Transaction, r: &RequestData<'_>) {
         t.add("REQBODY_PROCESSOR", "", processor);
     }
     t.set("ARGS_COMBINED_SIZE", combined.to_string().as_bytes());
+}
+
+/// The cookies of a `Cookie` header: name, value as sent, and for a
+/// quoted value that escapes something, the value unquoted the way
+/// Python's `http.cookies` and werkzeug read it (`\ooo` octal escapes,
+/// `\"`, `\\`). A `;` inside quotes does not end the cookie, as for
+/// those parsers.
+fn cookie_pairs(header: &[u8]) -> Vec<(&[u8], &[u8], Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut rest = header;
+    while !rest.is_empty() {
+        // The end of this cookie: the first `;` outside a quoted value.
+        let mut quoted = false;
+        let mut escaped = false;
+        let mut end = rest.len();
+        for (i, c) in rest.iter().enumerate() {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let part = trim(&rest[..end]);
+        rest = rest.get(end + 1..).unwrap_or(b"");
+        if part.is_empty() {
+            continue;
+        }
+        let (k, v) = match part.iter().position(|b| *b == b'=') {
+            Some(p) => (trim(&part[..p]), trim(&part[p + 1..])),
+            None => (part, &b""[..]),
+        };
+        out.push((k, v, unquote_cookie(v)));
+    }
+    out
+}
+
+/// A quoted cookie value with its escapes decoded, when it has any.
+fn unquote_cookie(v: &[u8]) -> Option<Vec<u8>> {
+    let inner = v.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] == b'\\' && i + 1 < inner.len() {
+            let octal = inner.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+            match octal {
+                Some(d) => {
+                    let n = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                    out.push((n & 0xff) as u8);
+                    i += 4;
+                }
+                None => {
+                    out.push(inner[i + 1]);
+                    i += 2;
+                }
+            }
+            continue;
+        }
+        out.push(inner[i]);
+        i += 1;
+    }
+    Some(out)
 }
 
 /// `%HH` decoded; everything else, `+` included, kept.
@@ -176,7 +243,7 @@ pub fn load_body(t: &mut Transaction, headers: &[(String, Vec<u8>)], body: &[u8]
                     Err(e) => error = Some(e),
                 }
             }
-            "XML" => match crate::body::xml::parse(body) {
+            "XML" => match crate::body::xml::parse_limited(body, t.arguments_left()) {
                 Ok(x) => {
                     let all: Vec<u8> = x.texts.concat();
                     t.add("XML", "/*", &all);
@@ -351,6 +418,25 @@ mod tests {
         assert!(t.arguments_exceeded());
         assert_eq!(t.get("REQBODY_ERROR"), Some(&b"1"[..]));
         assert!(t.arguments() <= 12);
+    }
+
+    /// Quoted cookie values as Python frameworks read them: an outside
+    /// review passed SQL injection through `id="1\047 or 1=1--"`.
+    #[test]
+    fn quoted_cookies_are_read_unquoted_too() {
+        let pairs = cookie_pairs(br#"a=1; id="1\047 or \0471\047=\0471"; q="x;\"y"; plain="v"; e="#);
+        let got: Vec<(String, Option<String>)> = pairs
+            .iter()
+            .map(|(k, _, d)| {
+                (String::from_utf8_lossy(k).into_owned(), d.as_ref().map(|d| String::from_utf8_lossy(d).into_owned()))
+            })
+            .collect();
+        assert_eq!(got[0], ("a".to_string(), None));
+        assert_eq!(got[1], ("id".to_string(), Some("1' or '1'='1".to_string())));
+        assert_eq!(got[2], ("q".to_string(), Some("x;\"y".to_string())), "a quoted ; does not end the cookie");
+        assert_eq!(got[3], ("plain".to_string(), None));
+        assert_eq!(got[4].0, "e");
+        assert_eq!(unquote_cookie(br#""..\057etc\057passwd""#).unwrap(), b"../etc/passwd");
     }
 
     #[test]

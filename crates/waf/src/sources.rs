@@ -151,9 +151,46 @@ fn load_crs_into(
     Ok(files)
 }
 
+/// Most bytes of one rule or data file (the whole CRS is about 1 MB).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a rule or data file (`Include`, `@pmFromFile`), refusing what is
+/// not a regular file (`/dev/zero`, a FIFO) or is larger than
+/// [`MAX_FILE_BYTES`]: a configuration mistake must not read forever.
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        let msg = format!("larger than {MAX_FILE_BYTES} bytes");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg));
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endless_and_special_files_are_not_read() {
+        let e = read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let e = crate::seclang::load_files([Path::new("/dev/zero")]).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.conf");
+        std::fs::write(&f, "SecRule ARGS \"@pmFromFile /dev/zero\" \"id:1,phase:2,deny\"\n").unwrap();
+        let set = crate::seclang::load_files([f.as_path()]);
+        let compiled = set
+            .map_err(|e| e.to_string())
+            .and_then(|s| crate::engine::Engine::new(&s).map(|_| ()).map_err(|e| e.to_string()));
+        assert!(compiled.unwrap_err().contains("not a regular file"));
+    }
     use crate::engine::{Engine, Verdict};
     use crate::request::{self, RequestData};
 

@@ -135,6 +135,8 @@ pub struct RoutePolicy {
     pub body_errors: BodyErrors,
     /// Most arguments a request may carry.
     pub max_arguments: usize,
+    /// Longest a phase's rules may take.
+    pub budget: std::time::Duration,
     pins: Vec<(&'static str, String)>,
     removed: Vec<(u64, u64)>,
     removed_targets: Vec<(u64, u64, String)>,
@@ -169,6 +171,7 @@ impl RoutePolicy {
             mode: route.mode.unwrap_or(w.mode),
             body_errors: route.body_errors.unwrap_or(w.body_errors),
             max_arguments: w.max_arguments as usize,
+            budget: w.inspection_budget.get(),
             pins,
             removed,
             removed_targets,
@@ -179,6 +182,7 @@ impl RoutePolicy {
     pub fn begin(&self, engine: &Arc<Engine>) -> Transaction {
         let mut t = engine.transaction();
         t.set_arguments_limit(self.max_arguments);
+        t.set_budget(self.budget);
         t.set_mode(match self.mode {
             WafMode::Blocking => EngineMode::On,
             WafMode::Detection => EngineMode::DetectionOnly,
@@ -210,6 +214,9 @@ pub fn unreadable(t: &Transaction, policy: &RoutePolicy) -> Option<crate::reject
     }
     if t.arguments_exceeded() {
         return Some(crate::reject::Reason::TooManyArguments);
+    }
+    if t.over_budget() {
+        return Some(crate::reject::Reason::InspectionBudget);
     }
     let flagged = |name| t.get(name).is_some_and(|v| v != b"0");
     let broken = flagged("REQBODY_ERROR") || flagged("MULTIPART_STRICT_ERROR");

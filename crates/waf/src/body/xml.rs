@@ -29,6 +29,13 @@ pub struct Xml {
 
 /// Parses a body, or says why it is not well-formed XML.
 pub fn parse(body: &[u8]) -> Result<Xml, String> {
+    parse_limited(body, usize::MAX)
+}
+
+/// [`parse`], with at most `max_values` attribute values and runs of text
+/// (each costs the rules as much as an argument): more is an error, found
+/// as soon as it is read.
+pub fn parse_limited(body: &[u8], max_values: usize) -> Result<Xml, String> {
     let mut reader = Reader::from_reader(body);
     let mut out = Xml::default();
     let mut buf = Vec::new();
@@ -84,6 +91,9 @@ pub fn parse(body: &[u8]) -> Result<Xml, String> {
             Err(e) => return Err(format!("XML parsing error at byte {}: {e}", reader.buffer_position())),
         }
         buf.clear();
+        if out.texts.len() + out.attributes.len() > max_values {
+            return Err(format!("XML with more than {max_values} values (attributes and texts)"));
+        }
     }
     flush(&mut text, &mut out);
     if !seen_root {

@@ -98,7 +98,7 @@ pub fn pm_from_files(dir: &std::path::Path, arg: &str) -> Result<Box<dyn Operato
     let mut phrases = Vec::new();
     for name in arg.split_whitespace() {
         let path = dir.join(name);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("@pmFromFile {}: {e}", path.display()))?;
+        let text = crate::sources::read_file(&path).map_err(|e| format!("@pmFromFile {}: {e}", path.display()))?;
         phrases
             .extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
     }
@@ -110,7 +110,7 @@ pub fn pm_from_files(dir: &std::path::Path, arg: &str) -> Result<Box<dyn Operato
 /// the path relative to `dir` (the rule file's directory).
 pub fn ip_match_from_file(dir: &std::path::Path, arg: &str) -> Result<Box<dyn Operator>, String> {
     let path = dir.join(arg.trim());
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("@ipMatchFromFile {}: {e}", path.display()))?;
+    let text = crate::sources::read_file(&path).map_err(|e| format!("@ipMatchFromFile {}: {e}", path.display()))?;
     let list: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     ip_match::ip_match(&list.join(",")).map_err(|e| format!("@ipMatchFromFile {}: {e}", path.display()))
 }

@@ -101,7 +101,7 @@ fn include(set: &mut RuleSet, pattern: &str, dir: Option<&Path>, depth: usize) -
 
 /// Reads and parses a file into `set`.
 pub fn load_into(set: &mut RuleSet, path: &Path, depth: usize) -> Result<(), ParseError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ParseError {
+    let text = crate::sources::read_file(path).map_err(|e| ParseError {
         file: path.display().to_string(),
         line: 0,
         text: String::new(),
