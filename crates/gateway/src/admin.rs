@@ -42,7 +42,7 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
             return Ok(t);
         }
     }
-    std::fs::create_dir_all(data_dir)?;
+    rampart_core::private_fs::create_dir(data_dir)?;
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| std::io::Error::other("no secure random numbers"))?;

@@ -150,7 +150,7 @@ pub fn self_signed(data_dir: &Path) -> Result<Certificate, TlsError> {
     let key = dir.join("self-signed.key");
     let err = |message: String| TlsError::SelfSigned { dir: dir.clone(), message };
     if !(cert.exists() && key.exists()) {
-        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        rampart_core::private_fs::create_dir(&dir).map_err(|e| err(e.to_string()))?;
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
         let generated = rcgen::generate_simple_self_signed(names).map_err(|e| err(e.to_string()))?;
         write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| err(e.to_string()))?;

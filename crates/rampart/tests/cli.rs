@@ -94,6 +94,12 @@ fn the_demo_over_https_speaks_http2_with_the_waf_on() {
         assert_eq!(curl("/"), "200 2");
     }
     assert_eq!(curl("/?id=1%27%20or%201=1--"), "403 2");
+    // What the server keeps is its owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["rampart-data", "rampart-data/tls"] {
+        let mode = std::fs::metadata(dir.path().join(d)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{d}");
+    }
 }
 
 #[test]

@@ -66,7 +66,7 @@ async fn serve(args: ServeArgs, mut config: Config) -> Result<ExitCode, CliError
         None
     };
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir)
+    rampart_core::private_fs::create_dir(&data_dir)
         .map_err(|e| CliError::Other(format!("data directory {}: {e}", data_dir.display())))?;
     let audit = rampart_audit::AuditLog::open_with(&data_dir, rampart_audit::Options::from_config(&config.audit))?;
     let sinks = config
