@@ -156,9 +156,8 @@ pub struct Shared {
     /// once (one per core): such a request waits for a permit while the
     /// worker goes on serving other connections.
     pub waf_permits: tokio::sync::Semaphore,
-    /// Clients (by address, IPv6 by network) with a heavy inspection
-    /// running or waiting.
-    pub waf_heavy: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
+    /// Heavy inspections waiting their turn, per client.
+    pub waf_heavy: proxy::HeavyQueues,
 }
 
 /// A running gateway.
@@ -272,7 +271,7 @@ impl Gateway {
             conns: Arc::new(ConnLimiter::default()),
             body_budget: body::Budget::new(max_buffered),
             event_gate: event_gate::EventGate::default(),
-            waf_heavy: std::sync::Mutex::default(),
+            waf_heavy: proxy::HeavyQueues::default(),
             waf_permits: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),

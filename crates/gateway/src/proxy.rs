@@ -31,29 +31,47 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A client's place among the heavy inspections, given back on drop.
-struct HeavySlot<'a> {
-    clients: &'a std::sync::Mutex<std::collections::HashSet<IpAddr>>,
-    key: IpAddr,
+/// Heavy inspections queue per client: each client (its address, or its
+/// IPv6 network) has at most one in the shared queue of blocking threads,
+/// its others wait their turn behind it. So a client sending many large
+/// requests delays its own, not everyone's, and clients behind one
+/// address (a NAT, a proxy not declared trusted) are slowed, not refused.
+#[derive(Default)]
+pub struct HeavyQueues {
+    clients: std::sync::Mutex<std::collections::HashMap<IpAddr, Arc<tokio::sync::Semaphore>>>,
 }
 
-impl<'a> HeavySlot<'a> {
-    /// The slot of `key`, unless it holds one already.
-    fn take(clients: &'a std::sync::Mutex<std::collections::HashSet<IpAddr>>, key: IpAddr) -> Option<Self> {
-        // The slot is made only once taken: dropping one (as `then_some`
-        // would for a refused client) gives its key back.
-        let taken = clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
-        if taken {
-            Some(HeavySlot { clients, key })
-        } else {
-            None
-        }
+/// A client's turn at the shared queue; the next of its requests goes on
+/// when this drops.
+struct Turn<'a> {
+    queues: &'a HeavyQueues,
+    key: IpAddr,
+    queue: Arc<tokio::sync::Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl HeavyQueues {
+    /// Waits for `key`'s turn.
+    async fn turn(&self, key: IpAddr) -> Option<Turn<'_>> {
+        let queue = {
+            let mut map = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(key).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))).clone()
+        };
+        // Made before waiting, so a cancelled wait still cleans up.
+        let mut turn = Turn { queues: self, key, queue, permit: None };
+        turn.permit = Some(turn.queue.clone().acquire_owned().await.ok()?);
+        Some(turn)
     }
 }
 
-impl Drop for HeavySlot<'_> {
+impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.key);
+        drop(self.permit.take());
+        let mut map = self.queues.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Only the map and this turn hold the queue: nobody waits on it.
+        if Arc::strong_count(&self.queue) == 2 {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -335,8 +353,9 @@ impl Handler {
     /// a blocking thread when it is `heavy` (many arguments, a large body),
     /// so that its rules never hold up the other connections this worker
     /// serves. One client (`key`: its address, or its IPv6 network) has at
-    /// most one heavy inspection running or waiting: more are refused, so
-    /// one client cannot queue the others out of the threads. An error
+    /// most one heavy inspection running or waiting for a thread; its
+    /// others wait behind it ([`HeavyQueues`]), so one client cannot queue
+    /// the others out of the threads. An error
     /// when the rules' thread failed: the request is then refused, never
     /// let through uninspected.
     async fn run_phase(&self, mut tx: Transaction, phase: u8, heavy: bool, key: IpAddr) -> Result<Transaction, Reason> {
@@ -344,9 +363,7 @@ impl Handler {
             tx.run_phase(phase);
             return Ok(tx);
         }
-        let Some(_slot) = HeavySlot::take(&self.shared.waf_heavy, key) else {
-            return Err(Reason::InspectionBusy);
-        };
+        let _turn = self.shared.waf_heavy.turn(key).await.ok_or(Reason::WafBlocked)?;
         let _permit = self.shared.waf_permits.acquire().await.map_err(|_| Reason::WafBlocked)?;
         let ran = tokio::task::spawn_blocking(move || {
             tx.run_phase(phase);

@@ -90,8 +90,6 @@ reasons! {
     ForwardedForUnreadable = "forwarded_for_unreadable", 400, None;
     /// Inspecting the request would take longer than the WAF's budget.
     InspectionBudget = "waf_budget_exceeded", 400, Limit;
-    /// This client already has a large request under inspection.
-    InspectionBusy = "waf_inspection_busy", 503, Limit;
     /// The path is one backends read differently (invalid UTF-8 after
     /// decoding, control characters).
     AmbiguousPath = "ambiguous_path", 400, Limit;

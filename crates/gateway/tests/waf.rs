@@ -367,28 +367,32 @@ async fn quoted_cookies_xml_floods_and_inspection_budgets() {
     assert!(r.body.contains("waf budget exceeded"), "{}", r.body);
 }
 
-/// One client has one heavy inspection at a time: a second one, while the
-/// first runs, is refused (503) instead of queueing the others out.
+/// Heavy inspections queue per client: a client's second large request
+/// waits behind its first (it is not refused: many users may share an
+/// address), while other clients go on.
 #[tokio::test]
-async fn one_heavy_inspection_per_client() {
+async fn heavy_inspections_queue_per_client() {
     let up = Upstream::start("a").await;
     let g = gateway(&up.url(), &waf_config("[bans]\nenabled = false\n")).await;
     let heavy: String = (0..900).map(|i| format!("field{i}={}&", "select+name+from+list+".repeat(12))).collect();
     let addr = g.http();
-    let first = {
-        let heavy = heavy.clone();
+    let send = |heavy: String| {
         tokio::spawn(async move {
             let form = [BROWSER[0], BROWSER[1], ("content-type", "application/x-www-form-urlencoded")];
             request(addr, "POST", "/x", &form, &heavy).await
         })
     };
+    let first = send(heavy.clone());
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let second = send(heavy.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let form = [BROWSER[0], BROWSER[1], ("content-type", "application/x-www-form-urlencoded")];
-    let second = request(g.http(), "POST", "/x", &form, &heavy).await;
-    assert!(!first.is_finished(), "the first heavy request was not heavy enough to show anything");
-    assert_eq!(second.status, 503, "{}", second.body);
-    // Another client is not held to this one's slot.
     let other = request_from("127.0.0.2", g.http(), "POST", "/x", &form, "a=1&b=2").await;
     assert_eq!(other.status, 200);
-    assert!(matches!(first.await.unwrap().status, 200 | 403 | 400));
+    assert!(!second.is_finished(), "the heavy requests were not heavy enough to show anything");
+    // Passed, refused by the rules, or over the budget on a slow machine;
+    // never refused for being second.
+    for r in [first.await.unwrap(), second.await.unwrap()] {
+        assert!(matches!(r.status, 200 | 403 | 400), "{} {}", r.status, r.body);
+    }
 }
