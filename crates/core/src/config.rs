@@ -1030,7 +1030,7 @@ impl Config {
             durations.push((k("read_timeout"), up.read_timeout, D::ZERO, DAY));
             if !up.health_check.path.is_empty() {
                 durations.push((k("health_check.interval"), up.health_check.interval, D::from_millis(100), DAY));
-                durations.push((k("health_check.timeout"), up.health_check.timeout, D::ZERO, HOUR));
+                durations.push((k("health_check.timeout"), up.health_check.timeout, D::from_millis(1), HOUR));
             }
         }
         for (name, rl) in &self.rate_limits {
@@ -1449,6 +1449,7 @@ mod tests {
         for (text, key) in [
             ("[upstreams.a]\naddresses = [\"http://127.0.0.1:1\"]\nhealth_check = { path = \"/h\", interval = \"0s\" }\n", "health_check.interval"),
             ("[audit]\nbatch_window = \"1h\"\n", "audit.batch_window"),
+            ("[upstreams.a]\naddresses = [\"http://127.0.0.1:1\"]\nhealth_check = { path = \"/h\", timeout = \"0s\" }\n", "health_check.timeout"),
             ("[listen]\nworkers = 1000000000\n", "listen.workers"),
             ("[limits]\nmax_headers = 100000000\n", "limits.max_headers"),
             ("[limits]\nidle_timeout = \"1000d\"\n", "limits.idle_timeout"),
