@@ -101,12 +101,16 @@ pub fn load_head(t: &mut Transaction, r: &RequestData<'_>) {
     t.set("ARGS_COMBINED_SIZE", combined.to_string().as_bytes());
 }
 
+/// One cookie: its name, its value as sent, and its value unquoted when
+/// that differs.
+type Cookie<'a> = (&'a [u8], &'a [u8], Option<Vec<u8>>);
+
 /// The cookies of a `Cookie` header: name, value as sent, and for a
 /// quoted value that escapes something, the value unquoted the way
 /// Python's `http.cookies` and werkzeug read it (`\ooo` octal escapes,
 /// `\"`, `\\`). A `;` inside quotes does not end the cookie, as for
 /// those parsers.
-fn cookie_pairs(header: &[u8]) -> Vec<(&[u8], &[u8], Option<Vec<u8>>)> {
+fn cookie_pairs(header: &[u8]) -> Vec<Cookie<'_>> {
     let mut out = Vec::new();
     let mut rest = header;
     while !rest.is_empty() {
