@@ -690,7 +690,8 @@ impl Handler {
     ) {
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
-        if !trusted {
+        // One pass over the names first: most requests carry none of them.
+        if !trusted && h.keys().any(|k| CLIENT_CLAIMS.contains(k)) {
             for name in &CLIENT_CLAIMS {
                 h.remove(name);
             }

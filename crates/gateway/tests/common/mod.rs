@@ -258,7 +258,11 @@ where
         b = b.header(*n, *v);
     }
     let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    read_response(sender.send_request(req).await.unwrap()).await
+}
+
+/// A response, its body read whole.
+async fn read_response(resp: Response<Incoming>) -> Resp {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -339,11 +343,7 @@ where
         b = b.header(*n, *v);
     }
     let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    read_response(sender.send_request(req).await.unwrap()).await
 }
 
 /// A TLS connection to `addr` for `sni`, trusting `ca_pem`, offering `alpn`.
